@@ -1,0 +1,29 @@
+//! Liveness (the process answers) and readiness (the database answers) probes.
+
+use actix_web::web;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::db::pool;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Serialize)]
+pub struct HealthResponse {
+    pub status: &'static str,
+}
+
+pub async fn live() -> web::Json<HealthResponse> {
+    web::Json(HealthResponse { status: "ok" })
+}
+
+/// 200 when a pooled connection answers a query, else 503 in the JSON error shape.
+pub async fn ready(state: web::Data<AppState>) -> ApiResult<web::Json<HealthResponse>> {
+    pool::run(&state.pool, |conn| {
+        conn.ping().map_err(|err| {
+            tracing::warn!(error = %err, "readiness check: the database does not answer");
+            ApiError::unavailable("The database does not answer.")
+        })
+    })
+    .await?;
+    Ok(web::Json(HealthResponse { status: "ok" }))
+}

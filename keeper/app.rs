@@ -1,0 +1,147 @@
+//! The actix application: shared state, routes, extractor settings, and the middleware that gives
+//! every error response, including actix's own, the JSON error shape.
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{from_fn, ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{web, App, HttpRequest, ResponseError};
+use url::Url;
+
+use crate::api;
+use crate::db::DbPool;
+use crate::error::ApiError;
+use crate::request_log::log_request;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: DbPool,
+    /// Keeper's external base URL, always ending in `/`.
+    public_url: Url,
+}
+
+impl AppState {
+    pub fn new(pool: DbPool, public_url: &Url) -> Self {
+        let mut public_url = public_url.clone();
+        if !public_url.path().ends_with('/') {
+            let path = format!("{}/", public_url.path());
+            public_url.set_path(&path);
+        }
+        Self { pool, public_url }
+    }
+
+    /// The absolute external URL of an API path such as `products/` (relative, no leading `/`).
+    pub fn url_for(&self, path: &str) -> String {
+        format!("{}{}", self.public_url, path.trim_start_matches('/'))
+    }
+}
+
+/// Builds the application. Tests add routes to the returned `App` before serving it.
+pub fn app(
+    state: AppState,
+    max_body_bytes: usize,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(state))
+        .app_data(json_config(max_body_bytes))
+        .app_data(web::PayloadConfig::new(max_body_bytes))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .configure(api::routes)
+        .default_service(web::to(unknown_route))
+        .wrap(ErrorHandlers::new().default_handler(json_error_body))
+        .wrap(from_fn(log_request))
+}
+
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| {
+            let api_error = match &err {
+                JsonPayloadError::OverflowKnownLength { length, limit } => {
+                    ApiError::payload_too_large(format!(
+                        "The body is {length} bytes; the limit is {limit} bytes."
+                    ))
+                }
+                JsonPayloadError::Overflow { limit } => ApiError::payload_too_large(format!(
+                    "The body exceeds the limit of {limit} bytes."
+                )),
+                JsonPayloadError::ContentType => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "Send the body as JSON with Content-Type: application/json.",
+                ),
+                JsonPayloadError::Deserialize(inner) if inner.is_data() => ApiError::bad_request(
+                    format!("The JSON body does not fit this route: {inner}."),
+                ),
+                other => ApiError::bad_request(format!("The body is not valid JSON: {other}.")),
+            };
+            api_error.into()
+        })
+}
+
+fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::not_found(format!("No such resource ({err}).")).into()
+}
+
+fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request(format!("Invalid query string: {err}.")).into()
+}
+
+async fn unknown_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "There is no route {} {}.",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Rewrites any error response that is not already JSON (a 405 from a resource, a 413 from a body
+/// limit, a 500 from a panic-free failure in actix itself) into the JSON error shape.
+fn json_error_body<B>(response: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = response
+        .response()
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
+    }
+    let status = response.status();
+    let allow: Option<HeaderValue> = response.response().headers().get(header::ALLOW).cloned();
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => format!(
+            "{} is not allowed on {}.",
+            response.request().method(),
+            response.request().path()
+        ),
+        StatusCode::NOT_FOUND => "No such resource.".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.".to_owned(),
+        status if status.is_server_error() => {
+            "The server failed to handle the request; the error is in its log.".to_owned()
+        }
+        _ => "The request was rejected.".to_owned(),
+    };
+    let (request, _) = response.into_parts();
+    let mut replacement = ApiError::new(status, message).error_response();
+    if let Some(allow) = allow {
+        replacement.headers_mut().insert(header::ALLOW, allow);
+    }
+    let response = ServiceResponse::new(request, replacement).map_into_boxed_body();
+    Ok(ErrorHandlerResponse::Response(
+        response.map_body(|_, body| EitherBody::right(body)),
+    ))
+}

@@ -1,0 +1,414 @@
+//! Typed settings, read from environment variables in one place.
+//!
+//! Every variable is documented in `README.md` and `.env.example`. A value that does not parse is
+//! reported with the variable's name. Secrets are held in [`SecretString`] so that `Debug` and the
+//! logs cannot print them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// Where the database lives, decided by the URL scheme.
+#[derive(Clone)]
+pub enum DatabaseUrl {
+    /// `postgres://` or `postgresql://`; the whole URL is secret (it may carry a password).
+    Postgres(SecretString),
+    /// `sqlite://<path>`: a file path, relative to the working directory unless absolute.
+    Sqlite(String),
+}
+
+impl DatabaseUrl {
+    /// Parses `postgres://...`, `postgresql://...` or `sqlite://<path>`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            Url::parse(raw).map_err(|err| format!("not a valid PostgreSQL URL: {err}"))?;
+            Ok(Self::Postgres(SecretString::from(raw.to_owned())))
+        } else if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(
+                    "a sqlite:// URL needs a file path, e.g. sqlite://keeper.sqlite3".into(),
+                );
+            }
+            Ok(Self::Sqlite(path.to_owned()))
+        } else {
+            Err("must start with postgres://, postgresql:// or sqlite://".into())
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Self::Sqlite(_))
+    }
+
+    /// The URL with any password replaced by `***`, safe for logs and messages.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{path}"),
+            Self::Postgres(secret) => match Url::parse(secret.expose_secret()) {
+                Ok(mut url) => {
+                    if url.password().is_some() {
+                        // Setting a password cannot fail on a URL that already has one.
+                        let _ = url.set_password(Some("***"));
+                    }
+                    url.to_string()
+                }
+                Err(_) => "postgres://<unparseable>".into(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: DatabaseUrl,
+    /// Most connections the pool holds.
+    pub pool_size: u32,
+    /// How long a request waits for a pooled connection before answering 503.
+    pub checkout_timeout: Duration,
+    /// SQLite only: how long a writer waits for the lock before "database is locked".
+    pub sqlite_busy_timeout: Duration,
+    /// PostgreSQL only: apply pending migrations at start instead of refusing to start.
+    pub auto_migrate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub bind: SocketAddr,
+    /// The scheme, host and optional path prefix under which clients reach keeper.
+    pub public_url: Url,
+    /// Largest accepted request body (JSON and forms), in bytes.
+    pub max_body_bytes: usize,
+    /// HTTP worker threads; `None` means one per core.
+    pub workers: Option<usize>,
+    /// How long in-flight requests get to finish after SIGTERM.
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Signs API tokens. `None`: generated on first start and kept in the database.
+    pub secret_key: Option<SecretString>,
+    pub bootstrap_user: Option<BootstrapUser>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BootstrapUser {
+    pub username: String,
+    pub password: SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `tracing_subscriber::EnvFilter` directives, e.g. `info` or `keeper=debug,actix_web=info`.
+    pub filter: String,
+    pub json: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Whether `keeper serve` also runs the operations worker in-process.
+    pub run_in_serve: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+    pub worker: WorkerConfig,
+}
+
+/// A variable that is set but does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://keeper.sqlite3";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const MIN_SECRET_KEY_LEN: usize = 32;
+
+/// Reads variables through a lookup function, so tests can pass a map instead of the process env.
+struct Vars<F> {
+    lookup: F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    /// The value, with unset and empty treated alike.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    fn parse<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => parse(raw.trim()).map_err(|message| ConfigError {
+                variable: name,
+                message,
+            }),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.parse(name, default, |raw| {
+            raw.parse::<T>()
+                .map_err(|err| format!("expected a number, got {raw:?} ({err})"))
+        })
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        self.parse(name, default, parse_flag)
+    }
+}
+
+fn parse_flag(raw: &str) -> Result<bool, String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("expected true or false, got {raw:?}")),
+    }
+}
+
+fn parse_public_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|err| format!("not a URL: {err}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("expected an http(s) URL with a host, got {raw:?}"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not carry a query or fragment".into());
+    }
+    Ok(url)
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the process environment in production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars { lookup };
+        let url = vars.parse(
+            "KEEPER_DATABASE_URL",
+            DatabaseUrl::Sqlite("keeper.sqlite3".into()),
+            DatabaseUrl::parse,
+        )?;
+        let default_pool_size = if url.is_sqlite() { 4 } else { 10 };
+        let database = DatabaseConfig {
+            url,
+            pool_size: vars.number("KEEPER_DATABASE_POOL_SIZE", default_pool_size)?,
+            checkout_timeout: Duration::from_secs(vars.number("KEEPER_DATABASE_TIMEOUT_SECS", 5)?),
+            sqlite_busy_timeout: Duration::from_millis(
+                vars.number("KEEPER_SQLITE_BUSY_TIMEOUT_MS", 5000)?,
+            ),
+            auto_migrate: vars.flag("KEEPER_AUTO_MIGRATE", false)?,
+        };
+        if database.pool_size == 0 {
+            return Err(ConfigError {
+                variable: "KEEPER_DATABASE_POOL_SIZE",
+                message: "must be at least 1".into(),
+            });
+        }
+
+        let bind: SocketAddr = vars.parse("KEEPER_BIND", default_bind(), |raw| {
+            raw.parse()
+                .map_err(|err| format!("expected host:port such as 127.0.0.1:8080 ({err})"))
+        })?;
+        let default_public_url =
+            Url::parse(&format!("http://{bind}/")).map_err(|err| ConfigError {
+                variable: "KEEPER_BIND",
+                message: format!("does not form a URL: {err}"),
+            })?;
+        let http = HttpConfig {
+            bind,
+            public_url: vars.parse("KEEPER_PUBLIC_URL", default_public_url, parse_public_url)?,
+            max_body_bytes: vars.number("KEEPER_MAX_BODY_BYTES", 1024 * 1024)?,
+            workers: vars.parse("KEEPER_HTTP_WORKERS", None, |raw| {
+                match raw.parse::<usize>() {
+                    Ok(0) | Err(_) => Err(format!("expected a positive number, got {raw:?}")),
+                    Ok(count) => Ok(Some(count)),
+                }
+            })?,
+            shutdown_timeout: Duration::from_secs(vars.number("KEEPER_SHUTDOWN_TIMEOUT_SECS", 30)?),
+        };
+
+        let secret_key = vars.parse("KEEPER_SECRET_KEY", None, |raw| {
+            if raw.len() < MIN_SECRET_KEY_LEN {
+                Err(format!(
+                    "must be at least {MIN_SECRET_KEY_LEN} characters long"
+                ))
+            } else {
+                Ok(Some(SecretString::from(raw.to_owned())))
+            }
+        })?;
+        let bootstrap_user = match (
+            vars.get("KEEPER_BOOTSTRAP_USER"),
+            vars.get("KEEPER_BOOTSTRAP_PASSWORD"),
+        ) {
+            (None, None) => None,
+            (Some(username), Some(password)) => Some(BootstrapUser {
+                username,
+                password: SecretString::from(password),
+            }),
+            (Some(_), None) => {
+                return Err(ConfigError {
+                    variable: "KEEPER_BOOTSTRAP_PASSWORD",
+                    message: "must be set when KEEPER_BOOTSTRAP_USER is".into(),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError {
+                    variable: "KEEPER_BOOTSTRAP_USER",
+                    message: "must be set when KEEPER_BOOTSTRAP_PASSWORD is".into(),
+                })
+            }
+        };
+
+        let log = LogConfig {
+            filter: vars.get("KEEPER_LOG").unwrap_or_else(|| "info".into()),
+            json: vars.parse("KEEPER_LOG_FORMAT", false, |raw| match raw {
+                "text" => Ok(false),
+                "json" => Ok(true),
+                _ => Err(format!("expected text or json, got {raw:?}")),
+            })?,
+        };
+        let worker = WorkerConfig {
+            run_in_serve: vars.flag("KEEPER_SERVE_RUNS_WORKER", true)?,
+        };
+        Ok(Self {
+            database,
+            http,
+            auth: AuthConfig {
+                secret_key,
+                bootstrap_user,
+            },
+            log,
+            worker,
+        })
+    }
+}
+
+fn default_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_variables() {
+        let config = config(&[]).unwrap();
+        assert!(matches!(config.database.url, DatabaseUrl::Sqlite(ref p) if p == "keeper.sqlite3"));
+        assert_eq!(config.http.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(config.http.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert!(!config.database.auto_migrate);
+        assert!(config.auth.secret_key.is_none());
+        assert!(config.worker.run_in_serve);
+        assert_eq!(DEFAULT_DATABASE_URL, "sqlite://keeper.sqlite3");
+    }
+
+    #[test]
+    fn public_url_follows_bind_unless_set() {
+        let config = config(&[("KEEPER_BIND", "0.0.0.0:9000")]).unwrap();
+        assert_eq!(config.http.public_url.as_str(), "http://0.0.0.0:9000/");
+        let config = config_with_public();
+        assert_eq!(
+            config.http.public_url.as_str(),
+            "https://docs.example.org/keeper"
+        );
+    }
+
+    fn config_with_public() -> Config {
+        config(&[("KEEPER_PUBLIC_URL", "https://docs.example.org/keeper")]).unwrap()
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for (name, value) in [
+            ("KEEPER_DATABASE_URL", "mysql://x"),
+            ("KEEPER_BIND", "nonsense"),
+            ("KEEPER_AUTO_MIGRATE", "perhaps"),
+            ("KEEPER_DATABASE_POOL_SIZE", "0"),
+            ("KEEPER_PUBLIC_URL", "ftp://x"),
+            ("KEEPER_SECRET_KEY", "short"),
+            ("KEEPER_LOG_FORMAT", "xml"),
+            ("KEEPER_HTTP_WORKERS", "0"),
+        ] {
+            let err = config(&[(name, value)]).unwrap_err();
+            assert_eq!(err.variable, name, "{err}");
+            assert!(err.to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn bootstrap_user_needs_both_halves() {
+        let err = config(&[("KEEPER_BOOTSTRAP_USER", "admin")]).unwrap_err();
+        assert_eq!(err.variable, "KEEPER_BOOTSTRAP_PASSWORD");
+        let config = config(&[
+            ("KEEPER_BOOTSTRAP_USER", "admin"),
+            ("KEEPER_BOOTSTRAP_PASSWORD", "correct horse"),
+        ])
+        .unwrap();
+        assert_eq!(config.auth.bootstrap_user.unwrap().username, "admin");
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_output() {
+        let config = config(&[
+            (
+                "KEEPER_DATABASE_URL",
+                "postgres://keeper:hunter2-db@db.internal/keeper",
+            ),
+            (
+                "KEEPER_SECRET_KEY",
+                "s3cr3t-signing-key-that-is-long-enough",
+            ),
+            ("KEEPER_BOOTSTRAP_USER", "admin"),
+            ("KEEPER_BOOTSTRAP_PASSWORD", "hunter2-admin"),
+        ])
+        .unwrap();
+        let printed = format!("{config:?}");
+        for secret in ["hunter2-db", "s3cr3t-signing-key", "hunter2-admin"] {
+            assert!(!printed.contains(secret), "{secret} leaked into {printed}");
+        }
+        assert!(printed.contains("postgres://keeper:***@db.internal/keeper"));
+    }
+
+    #[test]
+    fn sqlite_url_needs_a_path() {
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+        assert!(matches!(
+            DatabaseUrl::parse("sqlite:///var/lib/keeper.db"),
+            Ok(DatabaseUrl::Sqlite(p)) if p == "/var/lib/keeper.db"
+        ));
+    }
+}

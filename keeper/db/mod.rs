@@ -1,0 +1,11 @@
+//! The database of record: connections, pool, schema, migrations and queries.
+
+pub mod connection;
+pub mod migrations;
+pub mod pool;
+pub mod schema;
+pub mod settings;
+pub mod users;
+
+pub use connection::{Backend, DbConnection};
+pub use pool::{build_pool, DbPool, PooledConnection};

@@ -1,0 +1,84 @@
+//! User rows: creation and the bootstrap administrator.
+
+use diesel::prelude::*;
+
+use crate::auth::Permissions;
+use crate::db::schema::users;
+use crate::db::DbConnection;
+use crate::domain::Username;
+use crate::with_connection;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub permissions: i32,
+    pub date_created: chrono::NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub password_hash: &'a str,
+    pub permissions: i32,
+}
+
+/// Inserts a user; a taken name is a `UniqueViolation` from the database.
+pub fn create_user(
+    conn: &mut DbConnection,
+    username: &Username,
+    password_hash: &str,
+    permissions: Permissions,
+) -> QueryResult<User> {
+    let new_user = NewUser {
+        username: username.as_str(),
+        password_hash,
+        permissions: permissions.bits(),
+    };
+    with_connection!(conn, c => diesel::insert_into(users::table)
+        .values(&new_user)
+        .returning(User::as_returning())
+        .get_result(c))
+}
+
+pub fn find_user(conn: &mut DbConnection, username: &Username) -> QueryResult<Option<User>> {
+    with_connection!(conn, c => users::table
+        .filter(users::username.eq(username.as_str()))
+        .select(User::as_select())
+        .first(c)
+        .optional())
+}
+
+/// What [`ensure_bootstrap_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootstrapOutcome {
+    Created,
+    /// A user of that name exists; it is left as it is (its password is not reset).
+    AlreadyExists,
+}
+
+/// Creates the bootstrap administrator, with every permission, unless a user of that name exists.
+/// Safe when several replicas start at once: the insert does nothing if the name is taken.
+pub fn ensure_bootstrap_user(
+    conn: &mut DbConnection,
+    username: &Username,
+    password_hash: &str,
+) -> QueryResult<BootstrapOutcome> {
+    let new_user = NewUser {
+        username: username.as_str(),
+        password_hash,
+        permissions: Permissions::ALL.bits(),
+    };
+    let inserted = with_connection!(conn, c => diesel::insert_into(users::table)
+        .values(&new_user)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(if inserted == 1 {
+        BootstrapOutcome::Created
+    } else {
+        BootstrapOutcome::AlreadyExists
+    })
+}

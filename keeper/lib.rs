@@ -1,0 +1,16 @@
+//! LTD Keeper: the documentation hosting control plane (products, builds, editions).
+//!
+//! The binary (`keeper/main.rs`) only calls [`cli::main`]; everything lives here.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod request_log;
+pub mod server;
+pub mod telemetry;
+pub mod worker;

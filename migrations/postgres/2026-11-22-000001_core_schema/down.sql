@@ -1,0 +1,4 @@
+DROP TABLE editions;
+DROP TABLE builds;
+DROP TABLE products;
+DROP TABLE organizations;
