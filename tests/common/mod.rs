@@ -1,0 +1,206 @@
+//! Shared test harness: a fresh database per test on either backend, and keeper served in-process
+//! on a random loopback port.
+//!
+//! PostgreSQL tests need `KEEPER_TEST_DATABASE_URL`, the URL of a server where the tests may
+//! create and drop databases (`./scripts/test` starts a throwaway cluster and sets it).
+
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+
+use actix_web::dev::ServerHandle;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use keeper::config::{Config, DatabaseUrl};
+use keeper::db::DbConnection;
+
+pub const ADMIN_URL_VARIABLE: &str = "KEEPER_TEST_DATABASE_URL";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares `mod sqlite` and `mod postgres`, each running the listed `fn(TestBackend)` tests.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name($crate::common::TestBackend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name($crate::common::TestBackend::Postgres) } )*
+        }
+    };
+}
+
+/// The admin URL of the test PostgreSQL server. Panics with instructions when it is not set: a
+/// PostgreSQL test must never pass by skipping.
+pub fn postgres_admin_url() -> String {
+    std::env::var(ADMIN_URL_VARIABLE).unwrap_or_else(|_| {
+        panic!(
+            "{ADMIN_URL_VARIABLE} is not set: run the suite with ./scripts/test, which starts a \
+             throwaway PostgreSQL, or point it at a server where tests may create databases"
+        )
+    })
+}
+
+/// A database that exists for one test: a SQLite file in a temporary directory, or a uniquely
+/// named PostgreSQL database dropped at the end.
+pub struct TestDatabase {
+    pub backend: TestBackend,
+    pub url: String,
+    postgres_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub fn new(backend: TestBackend) -> Self {
+        match backend {
+            TestBackend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("keeper.sqlite3").display());
+                Self {
+                    backend,
+                    url,
+                    postgres_name: None,
+                    _dir: Some(dir),
+                }
+            }
+            TestBackend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let name = format!("keeper_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = PgConnection::establish(&admin_url).expect("connect as admin");
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .expect("create the test database");
+                let mut url = url::Url::parse(&admin_url).expect("admin URL");
+                url.set_path(&format!("/{name}"));
+                Self {
+                    backend,
+                    url: url.to_string(),
+                    postgres_name: Some(name),
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    /// Settings for this database, binding a random loopback port; `extra` adds variables.
+    pub fn config(&self, extra: &[(&str, &str)]) -> Config {
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("KEEPER_DATABASE_URL".to_owned(), self.url.clone()),
+            ("KEEPER_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+            ("KEEPER_HTTP_WORKERS".to_owned(), "2".to_owned()),
+        ]);
+        for (name, value) in extra {
+            vars.insert((*name).to_owned(), (*value).to_owned());
+        }
+        Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration")
+    }
+
+    pub fn connect(&self) -> DbConnection {
+        let url = DatabaseUrl::parse(&self.url).expect("database URL");
+        DbConnection::establish(&url, std::time::Duration::from_secs(5)).expect("connect")
+    }
+
+    /// The PostgreSQL database name (PostgreSQL tests only).
+    pub fn postgres_name(&self) -> &str {
+        self.postgres_name
+            .as_deref()
+            .expect("a PostgreSQL test database")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = &self.postgres_name {
+            if let Ok(mut admin) = PgConnection::establish(&postgres_admin_url()) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin);
+            }
+        }
+    }
+}
+
+/// Keeper serving HTTP in-process on its own actix system thread.
+pub struct TestServer {
+    pub address: SocketAddr,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Runs start-up against `config` and serves `keeper::app::app` on a random port.
+    pub fn start(config: &Config) -> Self {
+        let prepared = keeper::server::prepare(config).expect("start-up");
+        let state = keeper::app::AppState::new(prepared.pool, &config.http.public_url);
+        Self::serve(config, move |max| keeper::app::app(state.clone(), max))
+    }
+
+    /// Serves an app built by `factory` (tests use it to add routes to keeper's app).
+    pub fn serve<F, A, B>(config: &Config, factory: F) -> Self
+    where
+        F: Fn(usize) -> actix_web::App<A> + Send + Clone + 'static,
+        A: actix_web::dev::ServiceFactory<
+                actix_web::dev::ServiceRequest,
+                Config = (),
+                Response = actix_web::dev::ServiceResponse<B>,
+                Error = actix_web::Error,
+                InitError = (),
+            > + 'static,
+        B: actix_web::body::MessageBody + 'static,
+    {
+        let max_body_bytes = config.http.max_body_bytes;
+        let bind = config.http.bind;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = actix_web::HttpServer::new(move || factory(max_body_bytes))
+                    .workers(2)
+                    .disable_signals()
+                    .bind(bind)
+                    .expect("bind");
+                let address = server.addrs()[0];
+                let server = server.run();
+                sender
+                    .send((address, server.handle()))
+                    .expect("report address");
+                let _ = server.await;
+            })
+        });
+        let (address, handle) = receiver.recv().expect("server started");
+        Self {
+            address,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stopping needs an async context; a small runtime suffices.
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() {
+            runtime.block_on(handle.stop(false));
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A blocking HTTP client that does not follow redirects.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("HTTP client")
+}
