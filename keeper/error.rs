@@ -6,6 +6,8 @@ use actix_web::{HttpResponse, ResponseError};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
 
+use crate::db::violation::{violation, Violation};
+
 /// The body of every error response.
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ErrorBody {
@@ -107,22 +109,22 @@ impl ResponseError for ApiError {
 
 impl From<DieselError> for ApiError {
     fn from(err: DieselError) -> Self {
-        match err {
-            DieselError::NotFound => Self::not_found("No such resource."),
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-                tracing::debug!(constraint = ?info.constraint_name(), "unique violation");
+        match (violation(&err), err) {
+            (_, DieselError::NotFound) => Self::not_found("No such resource."),
+            (Some(Violation::Unique), _) => {
                 Self::conflict("A resource with that identifier already exists.")
             }
-            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
-                Self::unprocessable("The request refers to a resource that does not exist.")
-            }
-            DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, info) => {
+            (Some(Violation::ForeignKey), _) => Self::conflict(
+                "The request refers to a resource that does not exist, or removes one that \
+                 others still refer to.",
+            ),
+            (Some(Violation::Check | Violation::NotNull), DieselError::DatabaseError(_, info)) => {
                 Self::unprocessable(format!("A value is out of range ({}).", info.message()))
             }
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+            (_, DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => {
                 Self::unavailable("The database connection was lost; retry the request.")
             }
-            other => Self::internal(other),
+            (_, other) => Self::internal(other),
         }
     }
 }
@@ -182,8 +184,19 @@ mod tests {
             DatabaseErrorKind::ForeignKeyViolation,
             Box::new("dangling".to_string()),
         );
+        assert_eq!(ApiError::from(fk).status(), StatusCode::CONFLICT);
+        // SQLite's ON DELETE RESTRICT arrives as an unknown constraint error.
+        let restrict = DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("FOREIGN KEY constraint failed".to_string()),
+        );
+        assert_eq!(ApiError::from(restrict).status(), StatusCode::CONFLICT);
+        let check = DieselError::DatabaseError(
+            DatabaseErrorKind::CheckViolation,
+            Box::new("bad slug".to_string()),
+        );
         assert_eq!(
-            ApiError::from(fk).status(),
+            ApiError::from(check).status(),
             StatusCode::UNPROCESSABLE_ENTITY
         );
     }

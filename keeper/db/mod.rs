@@ -6,6 +6,7 @@ pub mod pool;
 pub mod schema;
 pub mod settings;
 pub mod users;
+pub mod violation;
 
 pub use connection::{Backend, DbConnection};
 pub use pool::{build_pool, DbPool, PooledConnection};
