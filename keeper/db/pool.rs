@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use actix_web::web;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 
 use crate::config::{DatabaseConfig, DatabaseUrl};
 use crate::db::connection::{Backend, DbConnection};
@@ -58,8 +59,9 @@ impl r2d2::ManageConnection for ConnectionManager {
         Ok(conn.ping()?)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// A connection left inside a failed transaction is discarded, as diesel's own manager does.
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        crate::with_connection!(conn, c => AnsiTransactionManager::is_broken_transaction_manager(c))
     }
 }
 

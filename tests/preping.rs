@@ -1,0 +1,75 @@
+//! The pool checks connections on checkout: after PostgreSQL terminates every backend of keeper's
+//! database (as a restart or failover would), requests keep succeeding with zero failures.
+
+mod common;
+
+use common::{client, postgres_admin_url, TestBackend, TestDatabase, TestServer};
+use diesel::sql_types::BigInt;
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+
+/// Terminates every connection to `database`; returns how many were terminated.
+fn terminate_backends(database: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let mut admin = PgConnection::establish(&postgres_admin_url()).unwrap();
+    let terminated: Count = diesel::sql_query(format!(
+        "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+          WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+    ))
+    .get_result(&mut admin)
+    .unwrap();
+    // pg_terminate_backend signals; wait until the server has really closed them.
+    let mut remaining: Count;
+    loop {
+        remaining = diesel::sql_query(format!(
+            "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+        ))
+        .get_result(&mut admin)
+        .unwrap();
+        if remaining.n == 0 {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    terminated.n
+}
+
+/// Warms the pool, kills its connections, then counts failed readiness requests out of 20.
+fn failures_after_terminating_connections(pre_ping: bool) -> usize {
+    let db = TestDatabase::new(TestBackend::Postgres);
+    let config = db.config(&[("KEEPER_DATABASE_POOL_SIZE", "2")]);
+    keeper::server::prepare(&config).unwrap();
+    let pool = keeper::db::pool::build_pool_with(&config.database, pre_ping);
+    let state = keeper::app::AppState::new(pool.clone(), &config.http.public_url);
+    let server = TestServer::serve(&config, move |max| keeper::app::app(state.clone(), max));
+    let http = client();
+
+    // Two connections in the pool, both idle.
+    let (a, b) = (pool.get().unwrap(), pool.get().unwrap());
+    drop((a, b));
+    assert_eq!(pool.state().idle_connections, 2);
+    assert!(terminate_backends(db.postgres_name()) >= 2);
+
+    (0..20)
+        .filter(|_| {
+            http.get(server.url("/health/ready"))
+                .send()
+                .map(|response| response.status() != 200)
+                .unwrap_or(true)
+        })
+        .count()
+}
+
+#[test]
+fn pre_ping_survives_terminated_connections_with_zero_failures() {
+    assert_eq!(failures_after_terminating_connections(true), 0);
+}
+
+#[test]
+fn without_pre_ping_the_same_scenario_fails_requests() {
+    // The control: shows that the scenario above really hands out dead connections.
+    assert!(failures_after_terminating_connections(false) > 0);
+}
