@@ -228,7 +228,7 @@ pub fn known_migrations(backend: Backend) -> anyhow::Result<Vec<KnownMigration>>
             .migrations()
             .map_err(|err| anyhow!("reading embedded migrations: {err}"))?
             .iter()
-            .map(|migration: &Box<dyn Migration<DB>>| KnownMigration {
+            .map(|migration| KnownMigration {
                 version: migration.name().version().to_string(),
                 name: migration.name().to_string(),
             })

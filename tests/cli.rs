@@ -1,0 +1,366 @@
+//! The `keeper` binary as an operator runs it: no environment at all, PostgreSQL, signals, the
+//! migration refusals, `keeper db ...` and `keeper user create`, and no secret in any output.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+use common::{client, TestBackend, TestDatabase};
+
+const KEEPER: &str = env!("CARGO_BIN_EXE_keeper");
+/// Upper bound for a process to reach a state; a hang fails the test instead of blocking it.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn keeper(cwd: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(KEEPER);
+    command
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+/// A running `keeper` whose stderr lines arrive on a channel (and are kept for later checks).
+struct Running {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line with {needle:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The base URL from the "listening on http://..." line.
+    fn wait_for_address(&mut self) -> String {
+        let line = self.wait_for("listening on http://");
+        let start = line.find("http://").unwrap();
+        line[start..].split_whitespace().next().unwrap().to_owned()
+    }
+
+    fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = self.child.wait().unwrap();
+        self.seen.extend(self.lines.iter());
+        (status, self.seen)
+    }
+}
+
+fn get_status(url: &str) -> u16 {
+    client().get(url).send().unwrap().status().as_u16()
+}
+
+#[test]
+fn version_flag_prints_the_version() {
+    let output = Command::new(KEEPER).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().trim(),
+        format!("keeper {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn serve_with_no_environment_creates_sqlite_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    // Only the port is chosen by the test (8080 may be taken); everything else is default.
+    let mut server = Running::spawn({
+        let mut command = keeper(dir.path(), &[("KEEPER_BIND", "127.0.0.1:0")]);
+        command.arg("serve");
+        command
+    });
+    let base = server.wait_for_address();
+    assert_eq!(get_status(&format!("{base}/")), 200);
+    assert_eq!(get_status(&format!("{base}/health/ready")), 200);
+    assert!(
+        dir.path().join("keeper.sqlite3").is_file(),
+        "the SQLite database is created"
+    );
+    let (status, log) = server.terminate();
+    assert!(
+        status.success(),
+        "graceful exit on SIGTERM: {status:?}\n{}",
+        log.join("\n")
+    );
+    assert!(
+        log.iter().any(|l| l.contains("stopped")),
+        "{}",
+        log.join("\n")
+    );
+}
+
+#[test]
+fn serve_on_postgres_works_the_same_and_logs_no_secret() {
+    let db = TestDatabase::new(TestBackend::Postgres);
+    // The test cluster trusts local connections, so the password is accepted and must not leak.
+    let url = db
+        .url
+        .replacen("postgres@", "postgres:hunter2-database@", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Running::spawn({
+        let mut command = keeper(
+            dir.path(),
+            &[
+                ("KEEPER_BIND", "127.0.0.1:0"),
+                ("KEEPER_DATABASE_URL", &url),
+                ("KEEPER_BOOTSTRAP_USER", "admin"),
+                ("KEEPER_BOOTSTRAP_PASSWORD", "hunter2-bootstrap"),
+                (
+                    "KEEPER_SECRET_KEY",
+                    "hunter2-signing-key-hunter2-signing-key",
+                ),
+                ("KEEPER_LOG", "debug"),
+            ],
+        );
+        command.arg("serve");
+        command
+    });
+    let base = server.wait_for_address();
+    assert_eq!(get_status(&format!("{base}/")), 200);
+    assert_eq!(get_status(&format!("{base}/health/ready")), 200);
+    assert!(
+        !dir.path().join("keeper.sqlite3").exists(),
+        "no SQLite file when on PostgreSQL"
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success());
+    let log = log.join("\n");
+    assert!(log.contains("created the schema"), "{log}");
+    assert!(log.contains("created the bootstrap administrator"), "{log}");
+    for secret in [
+        "hunter2-database",
+        "hunter2-bootstrap",
+        "hunter2-signing-key",
+    ] {
+        assert!(
+            !log.contains(secret),
+            "{secret} leaked into the log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn worker_stops_on_sigterm() {
+    let db = TestDatabase::new(TestBackend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let mut worker = Running::spawn({
+        let mut command = keeper(dir.path(), &[("KEEPER_DATABASE_URL", &db.url)]);
+        command.arg("worker");
+        command
+    });
+    worker.wait_for("worker started");
+    let (status, log) = worker.terminate();
+    assert!(status.success(), "{}", log.join("\n"));
+}
+
+fn run(command: &mut Command) -> (i32, String, String) {
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_bad_variable_is_named_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(keeper(dir.path(), &[("KEEPER_BIND", "nonsense")]).arg("serve"));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("KEEPER_BIND"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_a_database_ahead_of_the_binary() {
+    for backend in [TestBackend::Sqlite, TestBackend::Postgres] {
+        let db = TestDatabase::new(backend);
+        keeper::server::prepare(&db.config(&[])).unwrap();
+        let mut conn = db.connect();
+        keeper::with_connection!(&mut conn, c => diesel::RunQueryDsl::execute(
+            diesel::sql_query("INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231235959')"),
+            c
+        ))
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let env = [
+            ("KEEPER_DATABASE_URL", db.url.as_str()),
+            ("KEEPER_BIND", "127.0.0.1:0"),
+        ];
+        let (code, _, stderr) = run(keeper(dir.path(), &env).arg("serve"));
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("29991231235959"), "{stderr}");
+        assert!(stderr.contains("20261122000003"), "{stderr}");
+    }
+}
+
+#[test]
+fn db_commands_on_postgres() {
+    let db = TestDatabase::new(TestBackend::Postgres);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("KEEPER_DATABASE_URL", db.url.as_str()),
+        ("KEEPER_BIND", "127.0.0.1:0"),
+    ];
+    let keeper_db = |args: &[&str]| run(keeper(dir.path(), &env).arg("db").args(args));
+
+    let (code, stdout, _) = keeper_db(&["status"]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.matches("pending ").count(), 3, "{stdout}");
+    assert!(stdout.contains("3 pending"), "{stdout}");
+
+    let (code, stdout, _) = keeper_db(&["upgrade"]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.matches("applied ").count(), 3, "{stdout}");
+    let (_, stdout, _) = keeper_db(&["status"]);
+    assert_eq!(stdout.matches("applied ").count(), 3, "{stdout}");
+    assert!(stdout.contains("0 pending"), "{stdout}");
+
+    let (code, stdout, _) = keeper_db(&["downgrade", "1"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("reverted 20261122000003"), "{stdout}");
+
+    // Behind on PostgreSQL without KEEPER_AUTO_MIGRATE: refuse and say what to run.
+    let (code, _, stderr) = run(keeper(dir.path(), &env).arg("serve"));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("keeper db upgrade"), "{stderr}");
+
+    let (code, stdout, _) = keeper_db(&["upgrade"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("applied 20261122000003"), "{stdout}");
+
+    let (code, _, stderr) = keeper_db(&["downgrade", "9"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("only 3 are applied"), "{stderr}");
+}
+
+#[test]
+fn user_create_reads_the_password_from_stdin_and_prints_no_secret() {
+    let db = TestDatabase::new(TestBackend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("KEEPER_DATABASE_URL", db.url.as_str())];
+    let create = |stdin: &str, extra: &[&str]| {
+        let mut child = keeper(dir.path(), &env)
+            .args([
+                "user",
+                "create",
+                "--username",
+                "ci-bot",
+                "--permissions",
+                "upload_build,admin_edition",
+            ])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8(output.stdout).unwrap() + &String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+
+    let (code, output) = create("a-very-secret-password\n", &["--password-stdin"]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("created user ci-bot"), "{output}");
+    assert!(output.contains("admin_edition,upload_build"), "{output}");
+    assert!(!output.contains("a-very-secret-password"), "{output}");
+
+    let user = keeper::db::users::find_user(
+        &mut db.connect(),
+        &keeper::domain::Username::parse("ci-bot").unwrap(),
+    )
+    .unwrap()
+    .unwrap();
+    assert!(keeper::auth::password::verify_password(
+        &secrecy::SecretString::from("a-very-secret-password"),
+        &user.password_hash
+    ));
+
+    let (code, output) = create("another-password\n", &["--password-stdin"]);
+    assert_eq!(code, 1);
+    assert!(output.contains("already exists"), "{output}");
+
+    // No terminal and no --password-stdin: refuse instead of hanging or inventing a password.
+    let (code, output) = create("", &[]);
+    assert_eq!(code, 1);
+    assert!(output.contains("--password-stdin"), "{output}");
+}
+
+#[test]
+fn user_create_rejects_unknown_permissions() {
+    let db = TestDatabase::new(TestBackend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(
+        keeper(dir.path(), &[("KEEPER_DATABASE_URL", &db.url)]).args([
+            "user",
+            "create",
+            "--username",
+            "x",
+            "--permissions",
+            "superuser",
+            "--password-stdin",
+        ]),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("deprecate_build"),
+        "lists the valid names: {stderr}"
+    );
+}
