@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpRequest, ResponseError};
 use url::Url;
 
 use crate::api;
+use crate::auth::session::SessionKeys;
 use crate::db::DbPool;
 use crate::error::ApiError;
 use crate::request_log::log_request;
@@ -19,18 +20,29 @@ use crate::request_log::log_request;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: DbPool,
+    /// Signs and verifies the tokens `GET /token` hands out.
+    pub sessions: SessionKeys,
     /// Keeper's external base URL, always ending in `/`.
     public_url: Url,
 }
 
 impl AppState {
-    pub fn new(pool: DbPool, public_url: &Url) -> Self {
+    pub fn new(pool: DbPool, public_url: &Url, sessions: SessionKeys) -> Self {
         let mut public_url = public_url.clone();
         if !public_url.path().ends_with('/') {
             let path = format!("{}/", public_url.path());
             public_url.set_path(&path);
         }
-        Self { pool, public_url }
+        Self {
+            pool,
+            sessions,
+            public_url,
+        }
+    }
+
+    /// Keeper's external base URL without the trailing `/` (e.g. `http://127.0.0.1:8080`).
+    pub fn public_base(&self) -> &str {
+        self.public_url.as_str().trim_end_matches('/')
     }
 
     /// The absolute external URL of an API path such as `products/` (relative, no leading `/`).

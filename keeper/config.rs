@@ -95,6 +95,8 @@ pub struct HttpConfig {
 pub struct AuthConfig {
     /// Signs API tokens. `None`: generated on first start and kept in the database.
     pub secret_key: Option<SecretString>,
+    /// How long a token from `GET /token` stays valid.
+    pub token_lifetime: Duration,
     pub bootstrap_user: Option<BootstrapUser>,
 }
 
@@ -299,6 +301,9 @@ impl Config {
             http,
             auth: AuthConfig {
                 secret_key,
+                token_lifetime: Duration::from_secs(
+                    vars.number("KEEPER_TOKEN_LIFETIME_SECS", 3600)?,
+                ),
                 bootstrap_user,
             },
             log,

@@ -12,5 +12,6 @@ pub mod domain;
 pub mod error;
 pub mod request_log;
 pub mod server;
+pub mod shutdown;
 pub mod telemetry;
 pub mod worker;

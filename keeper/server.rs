@@ -10,17 +10,31 @@ use secrecy::SecretString;
 
 use crate::app::{app, AppState};
 use crate::auth::password::hash_password;
+use crate::auth::session::SessionKeys;
 use crate::config::{Config, HttpConfig};
 use crate::db::migrations::{self, GuardOutcome};
 use crate::db::settings::{resolve_secret_key, SecretKeySource};
 use crate::db::users::{ensure_bootstrap_user, BootstrapOutcome};
 use crate::db::{build_pool, DbConnection, DbPool};
 use crate::domain::Username;
+use crate::shutdown::ShutdownSignal;
 
 /// What start-up produced.
 pub struct Prepared {
     pub pool: DbPool,
     pub secret_key: SecretString,
+}
+
+impl Prepared {
+    /// The HTTP application's state for these settings.
+    pub fn app_state(&self, config: &Config) -> AppState {
+        let lifetime = i64::try_from(config.auth.token_lifetime.as_secs()).unwrap_or(i64::MAX);
+        AppState::new(
+            self.pool.clone(),
+            &config.http.public_url,
+            SessionKeys::new(&self.secret_key, lifetime),
+        )
+    }
 }
 
 /// Connects, runs the migration guard, settles the signing key and the bootstrap user.
@@ -70,11 +84,12 @@ pub fn connect(config: &Config) -> anyhow::Result<DbConnection> {
         .with_context(|| format!("connecting to {}", database.url.redacted()))
 }
 
-/// Binds the HTTP server. It stops gracefully on SIGTERM or SIGINT: it stops accepting, lets
-/// in-flight requests finish for up to `shutdown_timeout`, then returns.
+/// Binds the HTTP server. It does not handle signals itself: `serve` stops it gracefully (stop
+/// accepting, let in-flight requests finish for up to `shutdown_timeout`) on SIGTERM or SIGINT.
 pub fn start_http(state: AppState, http: &HttpConfig) -> anyhow::Result<(Server, Vec<SocketAddr>)> {
     let max_body_bytes = http.max_body_bytes;
     let mut server = HttpServer::new(move || app(state.clone(), max_body_bytes))
+        .disable_signals()
         .shutdown_timeout(http.shutdown_timeout.as_secs());
     if let Some(workers) = http.workers {
         server = server.workers(workers);
@@ -89,15 +104,25 @@ pub fn start_http(state: AppState, http: &HttpConfig) -> anyhow::Result<(Server,
 /// `keeper serve`: start-up, then HTTP (and, once it exists, the operations worker) until a signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let prepared = prepare(&config)?;
-    let state = AppState::new(prepared.pool, &config.http.public_url);
+    let state = prepared.app_state(&config);
+    let mut shutdown = ShutdownSignal::install()?;
     let (server, addresses) = start_http(state, &config.http)?;
+    let handle = server.handle();
     for address in &addresses {
         tracing::info!(%address, public_url = %config.http.public_url, "listening on http://{address}");
     }
     if config.worker.run_in_serve {
         tracing::info!("operations worker: none to run yet in this release");
     }
-    server.await.context("running the HTTP server")?;
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        result = &mut server => result.context("running the HTTP server")?,
+        () = shutdown.wait() => {
+            // The server future answers the stop command, so it must be polled meanwhile.
+            let (_, result) = tokio::join!(handle.stop(true), server);
+            result.context("stopping the HTTP server")?;
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

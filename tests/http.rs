@@ -4,7 +4,7 @@
 mod common;
 
 use actix_web::{web, HttpResponse};
-use common::{client, TestBackend, TestDatabase, TestServer};
+use common::{client, test_sessions, TestBackend, TestDatabase, TestServer};
 use serde_json::{json, Value};
 
 fn root_has_the_originals_shape(backend: TestBackend) {
@@ -53,7 +53,7 @@ struct Probe {
 fn server_with_probe_routes(db: &TestDatabase) -> TestServer {
     let config = db.config(&[("KEEPER_MAX_BODY_BYTES", "256")]);
     let prepared = keeper::server::prepare(&config).unwrap();
-    let state = keeper::app::AppState::new(prepared.pool, &config.http.public_url);
+    let state = prepared.app_state(&config);
     TestServer::serve(&config, move |max| {
         keeper::app::app(state.clone(), max)
             .route(
@@ -171,6 +171,7 @@ fn readiness_is_503_when_the_database_is_unreachable() {
     let state = keeper::app::AppState::new(
         keeper::db::build_pool(&config.database),
         &config.http.public_url,
+        test_sessions(),
     );
     let server = TestServer::serve(&config, move |max| keeper::app::app(state.clone(), max));
     let live = client().get(server.url("/health/live")).send().unwrap();

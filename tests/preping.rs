@@ -43,7 +43,11 @@ fn failures_after_terminating_connections(pre_ping: bool) -> usize {
     let config = db.config(&[("KEEPER_DATABASE_POOL_SIZE", "2")]);
     keeper::server::prepare(&config).unwrap();
     let pool = keeper::db::pool::build_pool_with(&config.database, pre_ping);
-    let state = keeper::app::AppState::new(pool.clone(), &config.http.public_url);
+    let state = keeper::app::AppState::new(
+        pool.clone(),
+        &config.http.public_url,
+        common::test_sessions(),
+    );
     let server = TestServer::serve(&config, move |max| keeper::app::app(state.clone(), max));
     let http = client();
 

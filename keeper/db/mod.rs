@@ -1,10 +1,17 @@
 //! The database of record: connections, pool, schema, migrations and queries.
 
+pub mod builds;
 pub mod connection;
+pub mod editions;
 pub mod migrations;
+pub mod models;
+pub mod operations;
+pub mod organizations;
 pub mod pool;
+pub mod products;
 pub mod schema;
 pub mod settings;
+pub mod tokens;
 pub mod users;
 pub mod violation;
 

@@ -82,3 +82,39 @@ pub fn ensure_bootstrap_user(
         BootstrapOutcome::AlreadyExists
     })
 }
+
+pub fn find_user_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<User>> {
+    with_connection!(conn, c => users::table
+        .find(id)
+        .select(User::as_select())
+        .first(c)
+        .optional())
+}
+
+pub fn list_users(conn: &mut DbConnection) -> QueryResult<Vec<User>> {
+    with_connection!(conn, c => users::table
+        .order(users::username)
+        .select(User::as_select())
+        .load(c))
+}
+
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges<'a> {
+    pub password_hash: Option<&'a str>,
+    pub permissions: Option<i32>,
+}
+
+pub fn update_user(conn: &mut DbConnection, id: i64, changes: &UserChanges) -> QueryResult<User> {
+    if changes.password_hash.is_none() && changes.permissions.is_none() {
+        return find_user_by_id(conn, id)?.ok_or(diesel::result::Error::NotFound);
+    }
+    with_connection!(conn, c => diesel::update(users::table.find(id))
+        .set(changes)
+        .returning(User::as_returning())
+        .get_result(c))
+}
+
+pub fn delete_user(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+    with_connection!(conn, c => diesel::delete(users::table.find(id)).execute(c))
+}

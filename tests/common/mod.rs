@@ -136,7 +136,7 @@ impl TestServer {
     /// Runs start-up against `config` and serves `keeper::app::app` on a random port.
     pub fn start(config: &Config) -> Self {
         let prepared = keeper::server::prepare(config).expect("start-up");
-        let state = keeper::app::AppState::new(prepared.pool, &config.http.public_url);
+        let state = prepared.app_state(config);
         Self::serve(config, move |max| keeper::app::app(state.clone(), max))
     }
 
@@ -203,4 +203,9 @@ pub fn client() -> reqwest::blocking::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("HTTP client")
+}
+
+/// Session keys for tests that build `AppState` by hand.
+pub fn test_sessions() -> keeper::auth::session::SessionKeys {
+    keeper::auth::session::SessionKeys::new(&secrecy::SecretString::from("t".repeat(32)), 3600)
 }

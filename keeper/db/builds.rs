@@ -1,0 +1,56 @@
+//! Build rows.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::models::{Build, NewBuild};
+use crate::db::schema::builds;
+use crate::db::DbConnection;
+use crate::with_connection;
+
+pub fn find_build(conn: &mut DbConnection, id: i64) -> QueryResult<Build> {
+    with_connection!(conn, c => builds::table.find(id).select(Build::as_select()).first(c))
+}
+
+/// Non-deprecated builds of a product, oldest first.
+pub fn list_active_builds(conn: &mut DbConnection, product_id: i64) -> QueryResult<Vec<Build>> {
+    with_connection!(conn, c => builds::table
+        .filter(builds::product_id.eq(product_id))
+        .filter(builds::date_ended.is_null())
+        .order(builds::id)
+        .select(Build::as_select())
+        .load(c))
+}
+
+/// Every slug the product has used, deprecated builds included (slugs are never reused).
+pub fn build_slugs(conn: &mut DbConnection, product_id: i64) -> QueryResult<Vec<String>> {
+    with_connection!(conn, c => builds::table
+        .filter(builds::product_id.eq(product_id))
+        .select(builds::slug)
+        .load(c))
+}
+
+pub fn insert_build(conn: &mut DbConnection, new: &NewBuild) -> QueryResult<Build> {
+    with_connection!(conn, c => diesel::insert_into(builds::table)
+        .values(new)
+        .returning(Build::as_returning())
+        .get_result(c))
+}
+
+pub fn mark_uploaded(conn: &mut DbConnection, id: i64) -> QueryResult<Build> {
+    with_connection!(conn, c => diesel::update(builds::table.find(id))
+        .set(builds::uploaded.eq(true))
+        .returning(Build::as_returning())
+        .get_result(c))
+}
+
+pub fn deprecate_build(
+    conn: &mut DbConnection,
+    id: i64,
+    when: NaiveDateTime,
+) -> QueryResult<Build> {
+    with_connection!(conn, c => diesel::update(builds::table.find(id))
+        .set(builds::date_ended.eq(when))
+        .returning(Build::as_returning())
+        .get_result(c))
+}

@@ -1,0 +1,75 @@
+//! Edition rows. A deleted edition keeps its row (with `date_ended`) until its objects are gone,
+//! so that its slug cannot be reused while the delete operation still works on its prefix.
+
+use diesel::prelude::*;
+
+use crate::db::models::{Edition, EditionChanges, NewEdition};
+use crate::db::schema::editions;
+use crate::db::DbConnection;
+use crate::with_connection;
+
+pub fn find_edition(conn: &mut DbConnection, id: i64) -> QueryResult<Edition> {
+    with_connection!(conn, c => editions::table
+        .find(id)
+        .filter(editions::date_ended.is_null())
+        .select(Edition::as_select())
+        .first(c))
+}
+
+pub fn find_edition_by_slug(
+    conn: &mut DbConnection,
+    product_id: i64,
+    slug: &str,
+) -> QueryResult<Option<Edition>> {
+    with_connection!(conn, c => editions::table
+        .filter(editions::product_id.eq(product_id))
+        .filter(editions::slug.eq(slug))
+        .select(Edition::as_select())
+        .first(c)
+        .optional())
+}
+
+/// Live (not deleted) editions of a product, oldest first.
+pub fn list_editions(conn: &mut DbConnection, product_id: i64) -> QueryResult<Vec<Edition>> {
+    with_connection!(conn, c => editions::table
+        .filter(editions::product_id.eq(product_id))
+        .filter(editions::date_ended.is_null())
+        .order(editions::id)
+        .select(Edition::as_select())
+        .load(c))
+}
+
+/// Every slug the product's editions use, deleted-but-not-yet-removed ones included.
+pub fn edition_slugs(conn: &mut DbConnection, product_id: i64) -> QueryResult<Vec<String>> {
+    with_connection!(conn, c => editions::table
+        .filter(editions::product_id.eq(product_id))
+        .select(editions::slug)
+        .load(c))
+}
+
+pub fn insert_edition(conn: &mut DbConnection, new: &NewEdition) -> QueryResult<Edition> {
+    with_connection!(conn, c => diesel::insert_into(editions::table)
+        .values(new)
+        .returning(Edition::as_returning())
+        .get_result(c))
+}
+
+pub fn update_edition(
+    conn: &mut DbConnection,
+    id: i64,
+    changes: &EditionChanges,
+) -> QueryResult<Edition> {
+    let nothing = changes.title.is_none()
+        && changes.slug.is_none()
+        && changes.tracking_mode.is_none()
+        && changes.tracked_refs.is_none()
+        && changes.kind.is_none()
+        && changes.date_ended.is_none();
+    if nothing {
+        return find_edition(conn, id);
+    }
+    with_connection!(conn, c => diesel::update(editions::table.find(id))
+        .set(changes)
+        .returning(Edition::as_returning())
+        .get_result(c))
+}

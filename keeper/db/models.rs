@@ -1,0 +1,211 @@
+//! Rows as they come out of the database, and what goes in. Wire shapes live in `api/`.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::{api_tokens, builds, editions, operations, organizations, products};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = organizations)]
+pub struct Organization {
+    pub id: i64,
+    pub slug: String,
+    pub title: String,
+    pub layout: String,
+    pub root_domain: Option<String>,
+    pub path_prefix: String,
+    pub store_kind: String,
+    pub bucket_name: String,
+    pub cdn_kind: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = products)]
+pub struct Product {
+    pub id: i64,
+    pub organization_id: i64,
+    pub slug: String,
+    pub title: String,
+    pub doc_repo: String,
+    pub root_domain: String,
+    pub root_fastly_domain: String,
+    pub bucket_name: String,
+    pub surrogate_key: String,
+    pub date_created: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = products)]
+pub struct NewProduct<'a> {
+    pub organization_id: i64,
+    pub slug: &'a str,
+    pub title: &'a str,
+    pub doc_repo: &'a str,
+    pub root_domain: &'a str,
+    pub root_fastly_domain: &'a str,
+    pub bucket_name: &'a str,
+    pub surrogate_key: &'a str,
+    pub date_created: NaiveDateTime,
+}
+
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = products)]
+pub struct ProductChanges<'a> {
+    pub title: Option<&'a str>,
+    pub doc_repo: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = builds)]
+pub struct Build {
+    pub id: i64,
+    pub product_id: i64,
+    pub slug: String,
+    /// JSON array of strings.
+    pub git_refs: String,
+    pub github_requester: Option<String>,
+    pub uploaded: bool,
+    pub date_created: NaiveDateTime,
+    pub date_ended: Option<NaiveDateTime>,
+    pub surrogate_key: String,
+}
+
+impl Build {
+    pub fn git_ref_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.git_refs).unwrap_or_default()
+    }
+
+    /// Uploaded and not deprecated: the only builds an edition may show.
+    pub fn is_publishable(&self) -> bool {
+        self.uploaded && self.date_ended.is_none()
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = builds)]
+pub struct NewBuild<'a> {
+    pub product_id: i64,
+    pub slug: &'a str,
+    pub git_refs: &'a str,
+    pub github_requester: Option<&'a str>,
+    pub uploaded: bool,
+    pub date_created: NaiveDateTime,
+    pub surrogate_key: &'a str,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = editions)]
+pub struct Edition {
+    pub id: i64,
+    pub product_id: i64,
+    pub slug: String,
+    pub title: String,
+    pub tracking_mode: String,
+    /// JSON array of strings, or NULL.
+    pub tracked_refs: Option<String>,
+    pub kind: String,
+    pub build_id: Option<i64>,
+    pub date_created: NaiveDateTime,
+    pub date_rebuilt: Option<NaiveDateTime>,
+    pub date_ended: Option<NaiveDateTime>,
+    pub surrogate_key: String,
+}
+
+impl Edition {
+    pub fn tracked_ref_list(&self) -> Option<Vec<String>> {
+        self.tracked_refs
+            .as_deref()
+            .and_then(|refs| serde_json::from_str(refs).ok())
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = editions)]
+pub struct NewEdition<'a> {
+    pub product_id: i64,
+    pub slug: &'a str,
+    pub title: &'a str,
+    pub tracking_mode: &'a str,
+    pub tracked_refs: Option<&'a str>,
+    pub kind: &'a str,
+    pub build_id: Option<i64>,
+    pub date_created: NaiveDateTime,
+    pub surrogate_key: &'a str,
+}
+
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = editions)]
+pub struct EditionChanges<'a> {
+    pub title: Option<&'a str>,
+    pub slug: Option<&'a str>,
+    pub tracking_mode: Option<&'a str>,
+    pub tracked_refs: Option<Option<&'a str>>,
+    pub kind: Option<&'a str>,
+    pub date_ended: Option<Option<NaiveDateTime>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = operations)]
+pub struct Operation {
+    pub id: i64,
+    pub kind: String,
+    pub state: String,
+    pub product_id: Option<i64>,
+    pub edition_id: Option<i64>,
+    pub build_id: Option<i64>,
+    pub payload: String,
+    pub message: Option<String>,
+    pub attempts: i32,
+    pub progress_done: i64,
+    pub progress_total: Option<i64>,
+    pub date_created: NaiveDateTime,
+    pub date_updated: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = operations)]
+pub struct NewOperation<'a> {
+    pub kind: &'a str,
+    pub product_id: Option<i64>,
+    pub edition_id: Option<i64>,
+    pub build_id: Option<i64>,
+    pub payload: &'a str,
+    pub not_before: NaiveDateTime,
+    pub date_created: NaiveDateTime,
+    pub date_updated: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = api_tokens)]
+pub struct ApiToken {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub permissions: Option<i32>,
+    pub date_created: NaiveDateTime,
+    pub date_expires: Option<NaiveDateTime>,
+    pub date_revoked: Option<NaiveDateTime>,
+}
+
+impl ApiToken {
+    pub fn is_active(&self, now: NaiveDateTime) -> bool {
+        self.date_revoked.is_none() && self.date_expires.is_none_or(|expires| expires > now)
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = api_tokens)]
+pub struct NewApiToken<'a> {
+    pub user_id: i64,
+    pub name: &'a str,
+    pub token_hash: &'a str,
+    pub permissions: Option<i32>,
+    pub date_created: NaiveDateTime,
+    pub date_expires: Option<NaiveDateTime>,
+}
+
+/// The current time as stored: UTC, microsecond precision.
+pub fn now() -> NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
+}

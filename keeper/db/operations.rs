@@ -1,0 +1,116 @@
+//! Operation rows: background work recorded in the same transaction as the change that needs it.
+
+use std::collections::HashSet;
+
+use diesel::prelude::*;
+
+use crate::db::models::{now, NewOperation, Operation};
+use crate::db::schema::operations;
+use crate::db::DbConnection;
+use crate::with_connection;
+
+pub const READY: &str = "READY";
+pub const WORKING: &str = "WORKING";
+pub const SUPERSEDED: &str = "SUPERSEDED";
+
+/// The kinds of operation, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    RebuildEdition,
+    RenameEdition,
+    DeleteEdition,
+    DeleteBuild,
+    Purge,
+}
+
+impl OperationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RebuildEdition => "rebuild_edition",
+            Self::RenameEdition => "rename_edition",
+            Self::DeleteEdition => "delete_edition",
+            Self::DeleteBuild => "delete_build",
+            Self::Purge => "purge",
+        }
+    }
+}
+
+/// What to enqueue; the payload carries everything the work needs even if the targets go away.
+pub struct Enqueue {
+    pub kind: OperationKind,
+    pub product_id: Option<i64>,
+    pub edition_id: Option<i64>,
+    pub build_id: Option<i64>,
+    pub payload: serde_json::Value,
+}
+
+/// Records a READY operation. A rebuild supersedes the edition's queued (not yet working)
+/// rebuilds: only the newest request matters.
+pub fn enqueue(conn: &mut DbConnection, request: &Enqueue) -> QueryResult<Operation> {
+    let now = now();
+    if let (OperationKind::RebuildEdition, Some(edition_id)) = (request.kind, request.edition_id) {
+        with_connection!(conn, c => diesel::update(
+            operations::table
+                .filter(operations::edition_id.eq(edition_id))
+                .filter(operations::kind.eq(OperationKind::RebuildEdition.as_str()))
+                .filter(operations::state.eq(READY)),
+        )
+        .set((
+            operations::state.eq(SUPERSEDED),
+            operations::message.eq("Superseded by a newer rebuild request."),
+            operations::date_updated.eq(now),
+        ))
+        .execute(c))?;
+    }
+    let payload = request.payload.to_string();
+    let new = NewOperation {
+        kind: request.kind.as_str(),
+        product_id: request.product_id,
+        edition_id: request.edition_id,
+        build_id: request.build_id,
+        payload: &payload,
+        not_before: now,
+        date_created: now,
+        date_updated: now,
+    };
+    with_connection!(conn, c => diesel::insert_into(operations::table)
+        .values(&new)
+        .returning(Operation::as_returning())
+        .get_result(c))
+}
+
+pub fn find_operation(conn: &mut DbConnection, id: i64) -> QueryResult<Operation> {
+    with_connection!(conn, c => operations::table.find(id).select(Operation::as_select()).first(c))
+}
+
+/// The editions among `edition_ids` with a rebuild or rename READY or WORKING.
+pub fn editions_pending_rebuild(
+    conn: &mut DbConnection,
+    edition_ids: &[i64],
+) -> QueryResult<HashSet<i64>> {
+    let ids: Vec<Option<i64>> = with_connection!(conn, c => operations::table
+        .filter(operations::edition_id.eq_any(edition_ids))
+        .filter(operations::state.eq_any([READY, WORKING]))
+        .filter(operations::kind.eq_any([
+            OperationKind::RebuildEdition.as_str(),
+            OperationKind::RenameEdition.as_str(),
+        ]))
+        .select(operations::edition_id)
+        .distinct()
+        .load(c))?;
+    Ok(ids.into_iter().flatten().collect())
+}
+
+/// The newest READY or WORKING operation on an edition, if any.
+pub fn active_operation_for_edition(
+    conn: &mut DbConnection,
+    edition_id: i64,
+) -> QueryResult<Option<Operation>> {
+    with_connection!(conn, c => operations::table
+        .filter(operations::edition_id.eq(edition_id))
+        .filter(operations::state.eq_any([READY, WORKING]))
+        .order(operations::id.desc())
+        .select(Operation::as_select())
+        .first(c)
+        .optional())
+}

@@ -1,0 +1,56 @@
+//! Product rows.
+
+use diesel::prelude::*;
+
+use crate::db::models::{NewProduct, Product, ProductChanges};
+use crate::db::schema::products;
+use crate::db::DbConnection;
+use crate::with_connection;
+
+pub fn find_product(
+    conn: &mut DbConnection,
+    organization_id: i64,
+    slug: &str,
+) -> QueryResult<Product> {
+    with_connection!(conn, c => products::table
+        .filter(products::organization_id.eq(organization_id))
+        .filter(products::slug.eq(slug))
+        .select(Product::as_select())
+        .first(c))
+}
+
+pub fn find_product_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Product> {
+    with_connection!(conn, c => products::table.find(id).select(Product::as_select()).first(c))
+}
+
+pub fn list_product_slugs(
+    conn: &mut DbConnection,
+    organization_id: i64,
+) -> QueryResult<Vec<String>> {
+    with_connection!(conn, c => products::table
+        .filter(products::organization_id.eq(organization_id))
+        .order(products::slug)
+        .select(products::slug)
+        .load(c))
+}
+
+pub fn insert_product(conn: &mut DbConnection, new: &NewProduct) -> QueryResult<Product> {
+    with_connection!(conn, c => diesel::insert_into(products::table)
+        .values(new)
+        .returning(Product::as_returning())
+        .get_result(c))
+}
+
+pub fn update_product(
+    conn: &mut DbConnection,
+    id: i64,
+    changes: &ProductChanges,
+) -> QueryResult<Product> {
+    if changes.title.is_none() && changes.doc_repo.is_none() {
+        return find_product_by_id(conn, id);
+    }
+    with_connection!(conn, c => diesel::update(products::table.find(id))
+        .set(changes)
+        .returning(Product::as_returning())
+        .get_result(c))
+}
