@@ -1,8 +1,10 @@
 //! Pure domain rules, without I/O.
 
 mod error;
+pub mod keys;
 pub mod slugs;
 pub mod username;
 pub use error::DomainError;
+pub use keys::{BucketPrefix, SurrogateKey};
 pub use slugs::{edition_slug_from_git_refs, next_build_slug, BuildSlug, EditionSlug, ProductSlug};
 pub use username::Username;
