@@ -3,8 +3,10 @@
 mod error;
 pub mod keys;
 pub mod slugs;
+pub mod urls;
 pub mod username;
 pub use error::DomainError;
 pub use keys::{BucketPrefix, SurrogateKey};
 pub use slugs::{edition_slug_from_git_refs, next_build_slug, BuildSlug, EditionSlug, ProductSlug};
+pub use urls::{build_url, edition_url, product_url, PublishingLayout};
 pub use username::Username;
