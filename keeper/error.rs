@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::db::violation::{violation, Violation};
 
 /// The body of every error response.
-#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub status: u16,
     pub error: String,

@@ -2,20 +2,24 @@
 
 use actix_web::web;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::db::pool;
 use crate::error::{ApiError, ApiResult};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
     pub status: &'static str,
 }
 
+#[utoipa::path(get, path = "/health/live", tag = "service", responses((status = 200, body = HealthResponse)))]
 pub async fn live() -> web::Json<HealthResponse> {
     web::Json(HealthResponse { status: "ok" })
 }
 
+#[utoipa::path(get, path = "/health/ready", tag = "service",
+    responses((status = 200, body = HealthResponse), (status = 503, body = crate::error::ErrorBody)))]
 /// 200 when a pooled connection answers a query, else 503 in the JSON error shape.
 pub async fn ready(state: web::Data<AppState>) -> ApiResult<web::Json<HealthResponse>> {
     pool::run(&state.pool, |conn| {

@@ -1,13 +1,95 @@
 //! HTTP handlers, one file per resource.
 
+pub mod builds;
+pub mod editions;
 pub mod health;
+pub mod json;
+pub mod openapi;
+pub mod operations;
+pub mod products;
+pub mod publishing;
 pub mod root;
+pub mod token;
+pub mod tokens;
+pub mod users;
 
-use actix_web::web;
+use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/").route(web::get().to(root::get_root)))
         .service(web::resource("/health/live").route(web::get().to(health::live)))
-        .service(web::resource("/health/ready").route(web::get().to(health::ready)));
+        .service(web::resource("/health/ready").route(web::get().to(health::ready)))
+        .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
+        .service(web::resource("/token").route(web::get().to(token::get_token)))
+        .service(
+            web::resource("/products/")
+                .route(web::get().to(products::list_products))
+                .route(web::post().to(products::create_product)),
+        )
+        .service(
+            web::resource("/products/{slug}")
+                .route(web::get().to(products::get_product))
+                .route(web::patch().to(products::patch_product)),
+        )
+        .service(
+            web::resource("/products/{slug}/builds/")
+                .route(web::get().to(builds::list_builds))
+                .route(web::post().to(builds::create_build)),
+        )
+        .service(
+            web::resource("/products/{slug}/editions/")
+                .route(web::get().to(editions::list))
+                .route(web::post().to(editions::create)),
+        )
+        .service(
+            web::resource("/builds/{id}")
+                .route(web::get().to(builds::get_build))
+                .route(web::patch().to(builds::patch_build))
+                .route(web::delete().to(builds::deprecate)),
+        )
+        .service(
+            web::resource("/editions/{id}")
+                .route(web::get().to(editions::get))
+                .route(web::patch().to(editions::patch))
+                .route(web::delete().to(editions::delete)),
+        )
+        .service(web::resource("/operations/{id}").route(web::get().to(operations::get)))
+        .service(
+            web::resource("/users/")
+                .route(web::get().to(users::list))
+                .route(web::post().to(users::create)),
+        )
+        .service(
+            web::resource("/users/{username}")
+                .route(web::get().to(users::get))
+                .route(web::patch().to(users::patch))
+                .route(web::delete().to(users::delete)),
+        )
+        .service(
+            web::resource("/tokens/")
+                .route(web::get().to(tokens::list))
+                .route(web::post().to(tokens::create)),
+        )
+        .service(web::resource("/tokens/{id}").route(web::delete().to(tokens::revoke)));
+    // Collections live at a trailing slash, as in the original: redirect the bare form.
+    for collection in ["/products", "/users", "/tokens"] {
+        config.service(web::resource(collection).to(redirect_to_slash));
+    }
+    config
+        .service(web::resource("/products/{slug}/builds").to(redirect_to_slash))
+        .service(web::resource("/products/{slug}/editions").to(redirect_to_slash));
+}
+
+/// 308 to the same path with a trailing slash (method and body are kept by clients).
+async fn redirect_to_slash(request: HttpRequest) -> HttpResponse {
+    let query = request.query_string();
+    let location = if query.is_empty() {
+        format!("{}/", request.path())
+    } else {
+        format!("{}/?{query}", request.path())
+    };
+    HttpResponse::PermanentRedirect()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .finish()
 }

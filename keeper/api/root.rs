@@ -2,23 +2,24 @@
 
 use actix_web::web;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::app::AppState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RootResponse {
     pub data: RootData,
     pub links: RootLinks,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RootData {
     pub server_version: &'static str,
     pub documentation: &'static str,
     pub message: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RootLinks {
     pub self_url: String,
     pub token: String,
@@ -27,6 +28,7 @@ pub struct RootLinks {
 
 pub const DOCUMENTATION_URL: &str = "https://ltd-keeper.lsst.io";
 
+#[utoipa::path(get, path = "/", tag = "service", responses((status = 200, body = RootResponse)))]
 pub async fn get_root(state: web::Data<AppState>) -> web::Json<RootResponse> {
     web::Json(RootResponse {
         data: RootData {

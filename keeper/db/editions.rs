@@ -73,3 +73,13 @@ pub fn update_edition(
         .returning(Edition::as_returning())
         .get_result(c))
 }
+
+/// Inserts unless the product already has an edition with that slug (no error, no abort of the
+/// surrounding transaction). Returns whether a row was inserted.
+pub fn insert_edition_if_absent(conn: &mut DbConnection, new: &NewEdition) -> QueryResult<bool> {
+    let inserted = with_connection!(conn, c => diesel::insert_into(editions::table)
+        .values(new)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(inserted == 1)
+}

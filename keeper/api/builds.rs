@@ -1,0 +1,359 @@
+//! Builds: `/products/<slug>/builds/` and `/builds/<id>`.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::api::json::{created, parse_json};
+use crate::api::products::load_product;
+use crate::api::publishing::{build_response, BuildResponse};
+use crate::app::AppState;
+use crate::auth::identity::{authenticate, Credentials, Identity};
+use crate::auth::Permissions;
+use crate::catalog::rebuild_tracking_editions;
+use crate::db::builds::{
+    build_slugs, deprecate_build, find_build, insert_build, list_active_builds, mark_uploaded,
+};
+use crate::db::editions::{insert_edition_if_absent, list_editions};
+use crate::db::models::{now, Build, NewBuild, NewEdition, Organization, Product};
+use crate::db::operations::{enqueue, Enqueue, OperationKind};
+use crate::db::organizations::find_organization;
+use crate::db::products::find_product_by_id;
+use crate::db::{pool, DbConnection};
+use crate::domain::{
+    edition_kind, edition_slug_from_git_refs, next_build_slug, BucketPrefix, BuildSlug,
+    ProductSlug, SurrogateKey, TrackingMode,
+};
+use crate::error::{ApiError, ApiResult};
+
+/// The media type with which clients ask for presigned upload forms.
+pub const V2_MEDIA_TYPE: &str = "application/vnd.ltdkeeper.v2+json";
+
+/// Concurrent uploads may race for the same automatic slug; each loser retries with the next.
+const AUTO_SLUG_ATTEMPTS: usize = 20;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BuildListResponse {
+    /// URLs of the product's non-deprecated builds.
+    pub builds: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewBuildRequest {
+    /// Git refs the build was made from, e.g. `["main"]` or `["tickets/DM-1234"]`.
+    pub git_refs: Vec<String>,
+    /// Build slug; by default the smallest positive integer not yet used in the product.
+    #[serde(default)]
+    pub slug: Option<String>,
+    #[serde(default)]
+    pub github_requester: Option<String>,
+    /// Directories to upload into (v2 media type); default `["/"]`.
+    #[serde(default)]
+    pub directories: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuildPatchRequest {
+    /// `true` confirms that every file is uploaded.
+    pub uploaded: bool,
+}
+
+fn load_build(conn: &mut DbConnection, id: i64) -> ApiResult<(Organization, Product, Build)> {
+    let build = find_build(conn, id).map_err(|err| match err {
+        diesel::result::Error::NotFound => ApiError::not_found(format!("No build {id}.")),
+        other => other.into(),
+    })?;
+    let product = find_product_by_id(conn, build.product_id)?;
+    let organization = find_organization(conn, product.organization_id)?;
+    Ok((organization, product, build))
+}
+
+#[utoipa::path(get, path = "/products/{slug}/builds/", tag = "builds",
+    params(("slug" = String, Path, description = "Product slug")),
+    responses((status = 200, body = BuildListResponse), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn list_builds(
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> ApiResult<web::Json<BuildListResponse>> {
+    let slug = slug.into_inner();
+    let builds = pool::run(&state.pool, move |conn| {
+        let (_, product) = load_product(conn, &slug)?;
+        Ok(list_active_builds(conn, product.id)?)
+    })
+    .await?;
+    Ok(web::Json(BuildListResponse {
+        builds: builds
+            .iter()
+            .map(|build| state.url_for(&format!("builds/{}", build.id)))
+            .collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/builds/{id}", tag = "builds",
+    params(("id" = i64, Path, description = "Build id")),
+    responses((status = 200, body = BuildResponse), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_build(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<BuildResponse>> {
+    let id = id.into_inner();
+    let (organization, product, build) =
+        pool::run(&state.pool, move |conn| load_build(conn, id)).await?;
+    Ok(web::Json(build_response(
+        &state,
+        &organization,
+        &product,
+        &build,
+    )?))
+}
+
+struct ValidBuildRequest {
+    git_refs: Vec<String>,
+    slug: Option<BuildSlug>,
+    github_requester: Option<String>,
+}
+
+fn validate_new_build(
+    request: NewBuildRequest,
+    product: &ProductSlug,
+) -> ApiResult<ValidBuildRequest> {
+    if request.git_refs.is_empty() || request.git_refs.iter().any(|r| r.trim().is_empty()) {
+        return Err(ApiError::unprocessable(
+            "git_refs must be a non-empty list of non-empty refs.",
+        ));
+    }
+    let slug = request
+        .slug
+        .as_deref()
+        .map(BuildSlug::parse)
+        .transpose()
+        .map_err(|err| ApiError::unprocessable(err.to_string()))?;
+    for directory in request.directories.iter().flatten() {
+        BucketPrefix::product(product)
+            .directory(directory)
+            .map_err(|err| ApiError::unprocessable(format!("directories: {err}")))?;
+    }
+    Ok(ValidBuildRequest {
+        git_refs: request.git_refs,
+        slug,
+        github_requester: request.github_requester,
+    })
+}
+
+#[utoipa::path(post, path = "/products/{slug}/builds/", tag = "builds", request_body = NewBuildRequest,
+    params(("slug" = String, Path, description = "Product slug")),
+    responses((status = 201, body = BuildResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn create_build(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+    slug: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let identity = authenticate(&state, &credentials).await?;
+    identity.require(Permissions::UPLOAD_BUILD)?;
+    let product_slug = slug.into_inner();
+    let (organization, product, build) = pool::run(&state.pool, move |conn| {
+        let (organization, product) = load_product(conn, &product_slug)?;
+        identity.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;
+        let request: NewBuildRequest = parse_json(&body)?;
+        let slug = ProductSlug::parse(&product.slug).map_err(ApiError::internal)?;
+        let request = validate_new_build(request, &slug)?;
+        let build = insert_with_slug(conn, &product, &request, &identity)?;
+        Ok((organization, product, build))
+    })
+    .await?;
+    tracing::info!(product.slug = %product.slug, build.slug = %build.slug, "build registered");
+    let response = build_response(&state, &organization, &product, &build)?;
+    Ok(created(&response.self_url.clone(), &response))
+}
+
+/// Inserts the build (and its automatic edition) in one transaction, retrying automatic slugs
+/// that a concurrent request took first.
+fn insert_with_slug(
+    conn: &mut DbConnection,
+    product: &Product,
+    request: &ValidBuildRequest,
+    identity: &Identity,
+) -> ApiResult<Build> {
+    let git_refs = serde_json::Value::from(request.git_refs.clone()).to_string();
+    for _ in 0..AUTO_SLUG_ATTEMPTS {
+        let attempt = conn.write_transaction(|conn| {
+            let slug = match &request.slug {
+                Some(slug) => slug.clone(),
+                None => {
+                    let used = build_slugs(conn, product.id)?;
+                    next_build_slug(used.iter().map(String::as_str))
+                }
+            };
+            let build = insert_build(
+                conn,
+                &NewBuild {
+                    product_id: product.id,
+                    slug: slug.as_str(),
+                    git_refs: &git_refs,
+                    github_requester: request.github_requester.as_deref(),
+                    uploaded: false,
+                    date_created: now(),
+                    surrogate_key: SurrogateKey::generate().as_str(),
+                },
+            )?;
+            if identity.permissions.contains(Permissions::ADMIN_EDITION) {
+                create_edition_for_refs(conn, product, &request.git_refs)?;
+            }
+            Ok::<_, ApiError>(build)
+        });
+        match attempt {
+            Err(err) if request.slug.is_none() && err.status().as_u16() == 409 => continue,
+            Err(err) if err.status().as_u16() == 409 => {
+                return Err(ApiError::conflict(format!(
+                    "Product {} already has a build {}.",
+                    product.slug,
+                    request
+                        .slug
+                        .as_ref()
+                        .map(BuildSlug::as_str)
+                        .unwrap_or_default()
+                )))
+            }
+            other => return other,
+        }
+    }
+    Err(ApiError::conflict(
+        "Too many concurrent uploads took the next build slug; retry.",
+    ))
+}
+
+/// When no live edition tracks exactly these refs, creates one (mode `git_refs`) named after
+/// them. A slug already taken by an edition that tracks something else is left alone.
+fn create_edition_for_refs(
+    conn: &mut DbConnection,
+    product: &Product,
+    refs: &[String],
+) -> ApiResult<()> {
+    let already_tracked = list_editions(conn, product.id)?.iter().any(|edition| {
+        edition.tracking_mode == TrackingMode::GitRefs.as_str()
+            && edition.tracked_ref_list().as_deref() == Some(refs)
+    });
+    if already_tracked {
+        return Ok(());
+    }
+    let Ok(slug) = edition_slug_from_git_refs(refs) else {
+        return Ok(());
+    };
+    let tracked = serde_json::Value::from(refs.to_vec()).to_string();
+    insert_edition_if_absent(
+        conn,
+        &NewEdition {
+            product_id: product.id,
+            slug: slug.as_str(),
+            title: slug.as_str(),
+            tracking_mode: TrackingMode::GitRefs.as_str(),
+            tracked_refs: Some(&tracked),
+            kind: edition_kind(&slug, refs).as_str(),
+            build_id: None,
+            date_created: now(),
+            surrogate_key: SurrogateKey::generate().as_str(),
+        },
+    )?;
+    Ok(())
+}
+
+#[utoipa::path(patch, path = "/builds/{id}", tag = "builds", request_body = BuildPatchRequest,
+    params(("id" = i64, Path, description = "Build id")),
+    responses((status = 200, body = BuildResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn patch_build(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+    id: web::Path<i64>,
+    body: web::Bytes,
+) -> ApiResult<web::Json<BuildResponse>> {
+    let identity = authenticate(&state, &credentials).await?;
+    identity.require(Permissions::UPLOAD_BUILD)?;
+    let id = id.into_inner();
+    let (organization, product, build) = pool::run(&state.pool, move |conn| {
+        let (_, product, _) = load_build(conn, id)?;
+        identity.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;
+        let request: BuildPatchRequest = parse_json(&body)?;
+        if !request.uploaded {
+            return Err(ApiError::unprocessable(
+                "A build can only be confirmed (uploaded: true).",
+            ));
+        }
+        conn.write_transaction(|conn| {
+            let (organization, product, build) = load_build(conn, id)?;
+            if build.date_ended.is_some() {
+                return Err(ApiError::unprocessable(
+                    "The build is deprecated; upload a new one.",
+                ));
+            }
+            if build.uploaded {
+                return Ok((organization, product, build)); // Confirming twice changes nothing.
+            }
+            let build = mark_uploaded(conn, build.id)?;
+            let operations = rebuild_tracking_editions(conn, &product, &build)?;
+            tracing::info!(product.slug = %product.slug, build.slug = %build.slug,
+                rebuilds = operations.len(), "build confirmed");
+            Ok((organization, product, build))
+        })
+    })
+    .await?;
+    Ok(web::Json(build_response(
+        &state,
+        &organization,
+        &product,
+        &build,
+    )?))
+}
+
+#[utoipa::path(delete, path = "/builds/{id}", tag = "builds",
+    params(("id" = i64, Path, description = "Build id")),
+    responses((status = 200, body = BuildResponse), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn deprecate(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<BuildResponse>> {
+    let identity = authenticate(&state, &credentials).await?;
+    identity.require(Permissions::DEPRECATE_BUILD)?;
+    let id = id.into_inner();
+    let (organization, product, build) = pool::run(&state.pool, move |conn| {
+        conn.write_transaction(|conn| {
+            let (organization, product, build) = load_build(conn, id)?;
+            identity.require_for_product(Permissions::DEPRECATE_BUILD, product.id)?;
+            if build.date_ended.is_some() {
+                return Ok((organization, product, build));
+            }
+            let build = deprecate_build(conn, build.id, now())?;
+            enqueue(
+                conn,
+                &Enqueue {
+                    kind: OperationKind::DeleteBuild,
+                    product_id: Some(product.id),
+                    edition_id: None,
+                    build_id: Some(build.id),
+                    payload: json!({"product": product.slug, "build": build.slug}),
+                },
+            )?;
+            Ok((organization, product, build))
+        })
+    })
+    .await?;
+    tracing::info!(product.slug = %product.slug, build.slug = %build.slug, "build deprecated");
+    Ok(web::Json(build_response(
+        &state,
+        &organization,
+        &product,
+        &build,
+    )?))
+}

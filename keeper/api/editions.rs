@@ -1,0 +1,390 @@
+//! Editions: `/products/<slug>/editions/` and `/editions/<id>`.
+//!
+//! Changes that must touch object storage (a new build, a new slug, a delete) are recorded as
+//! operations in the same transaction; `pending_rebuild` is derived from those rows. The
+//! edition's `build_url` changes when its rebuild has finished, not when it is requested.
+
+use std::collections::HashSet;
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::api::json::{created, parse_json};
+use crate::api::products::{conflict_or, load_product};
+use crate::api::publishing::{build_id_from_url, edition_response, EditionResponse};
+use crate::app::AppState;
+use crate::auth::identity::{authenticate, Credentials};
+use crate::auth::Permissions;
+use crate::catalog::request_rebuild;
+use crate::db::builds::find_build;
+use crate::db::editions::{
+    edition_slugs, find_edition, insert_edition, list_editions, update_edition,
+};
+use crate::db::models::{now, Edition, EditionChanges, NewEdition, Organization, Product};
+use crate::db::operations::{editions_pending_rebuild, enqueue, Enqueue, OperationKind};
+use crate::db::organizations::find_organization;
+use crate::db::products::find_product_by_id;
+use crate::db::{pool, DbConnection};
+use crate::domain::{edition_kind, next_build_slug, EditionSlug, SurrogateKey, TrackingMode};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EditionListResponse {
+    /// URLs of the product's editions.
+    pub editions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEditionRequest {
+    #[serde(default)]
+    pub slug: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Instead of a slug: the next free integer slug.
+    #[serde(default)]
+    pub autoincrement: Option<bool>,
+    /// Tracking mode; default `git_refs`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Required for `git_refs` and `git_ref`.
+    #[serde(default)]
+    pub tracked_refs: Option<Vec<String>>,
+    /// A build of this product to publish right away (uploaded, not deprecated).
+    #[serde(default)]
+    pub build_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditionPatchRequest {
+    #[serde(default)]
+    pub title: Option<String>,
+    /// A new slug moves the edition's objects (a rename operation).
+    #[serde(default)]
+    pub slug: Option<String>,
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub tracked_refs: Option<Vec<String>>,
+    /// A new build to publish (a rebuild operation).
+    #[serde(default)]
+    pub build_url: Option<String>,
+    /// Accepted for compatibility and ignored: the flag is derived from the operations.
+    #[serde(default)]
+    pub pending_rebuild: Option<bool>,
+}
+
+struct Loaded {
+    organization: Organization,
+    product: Product,
+    edition: Edition,
+    pending: HashSet<i64>,
+}
+
+fn load_edition(conn: &mut DbConnection, id: i64) -> ApiResult<Loaded> {
+    let edition = find_edition(conn, id).map_err(|err| match err {
+        diesel::result::Error::NotFound => ApiError::not_found(format!("No edition {id}.")),
+        other => other.into(),
+    })?;
+    let product = find_product_by_id(conn, edition.product_id)?;
+    let organization = find_organization(conn, product.organization_id)?;
+    let pending = editions_pending_rebuild(conn, &[edition.id])?;
+    Ok(Loaded {
+        organization,
+        product,
+        edition,
+        pending,
+    })
+}
+
+fn respond(state: &AppState, loaded: &Loaded) -> ApiResult<EditionResponse> {
+    edition_response(
+        state,
+        &loaded.organization,
+        &loaded.product,
+        &loaded.edition,
+        &loaded.pending,
+    )
+}
+
+fn parse_mode(mode: Option<&str>) -> ApiResult<Option<TrackingMode>> {
+    mode.map(TrackingMode::parse)
+        .transpose()
+        .map_err(|err| ApiError::unprocessable(err.to_string()))
+}
+
+/// `git_refs` and `git_ref` need refs to track.
+fn check_tracking(mode: TrackingMode, tracked_refs: Option<&[String]>) -> ApiResult<()> {
+    let needs_refs = matches!(mode, TrackingMode::GitRefs | TrackingMode::GitRef);
+    let has_refs = tracked_refs
+        .is_some_and(|refs| !refs.is_empty() && refs.iter().all(|r| !r.trim().is_empty()));
+    if needs_refs && !has_refs {
+        return Err(ApiError::unprocessable(format!(
+            "Mode {} needs tracked_refs: a non-empty list of git refs.",
+            mode.as_str()
+        )));
+    }
+    Ok(())
+}
+
+fn parse_slug(slug: &str) -> ApiResult<EditionSlug> {
+    EditionSlug::parse(slug).map_err(|err| ApiError::unprocessable(err.to_string()))
+}
+
+#[utoipa::path(get, path = "/products/{slug}/editions/", tag = "editions",
+    params(("slug" = String, Path, description = "Product slug")),
+    responses((status = 200, body = EditionListResponse), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> ApiResult<web::Json<EditionListResponse>> {
+    let slug = slug.into_inner();
+    let editions = pool::run(&state.pool, move |conn| {
+        let (_, product) = load_product(conn, &slug)?;
+        Ok(list_editions(conn, product.id)?)
+    })
+    .await?;
+    Ok(web::Json(EditionListResponse {
+        editions: editions
+            .iter()
+            .map(|edition| state.url_for(&format!("editions/{}", edition.id)))
+            .collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/editions/{id}", tag = "editions",
+    params(("id" = i64, Path, description = "Edition id")),
+    responses((status = 200, body = EditionResponse), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<EditionResponse>> {
+    let id = id.into_inner();
+    let loaded = pool::run(&state.pool, move |conn| load_edition(conn, id)).await?;
+    Ok(web::Json(respond(&state, &loaded)?))
+}
+
+#[utoipa::path(post, path = "/products/{slug}/editions/", tag = "editions", request_body = NewEditionRequest,
+    params(("slug" = String, Path, description = "Product slug")),
+    responses((status = 201, body = EditionResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn create(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+    slug: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let identity = authenticate(&state, &credentials).await?;
+    identity.require(Permissions::ADMIN_EDITION)?;
+    let product_slug = slug.into_inner();
+    let public = state.clone();
+    let loaded = pool::run(&state.pool, move |conn| {
+        let (_, product) = load_product(conn, &product_slug)?;
+        identity.require_for_product(Permissions::ADMIN_EDITION, product.id)?;
+        let request: NewEditionRequest = parse_json(&body)?;
+        let mode = parse_mode(request.mode.as_deref())?.unwrap_or_default();
+        check_tracking(mode, request.tracked_refs.as_deref())?;
+        let build_id = request
+            .build_url
+            .as_deref()
+            .map(|url| build_id_from_url(&public, url))
+            .transpose()?;
+        let id = conn.write_transaction(|conn| {
+            let slug = match (
+                request.autoincrement.unwrap_or(false),
+                request.slug.as_deref(),
+            ) {
+                (true, None) => {
+                    let used = edition_slugs(conn, product.id)?;
+                    parse_slug(next_build_slug(used.iter().map(String::as_str)).as_str())?
+                }
+                (false, Some(slug)) => parse_slug(slug)?,
+                (true, Some(_)) => {
+                    return Err(ApiError::unprocessable(
+                        "Give either slug or autoincrement, not both.",
+                    ))
+                }
+                (false, None) => {
+                    return Err(ApiError::unprocessable(
+                        "slug is required (or autoincrement: true).",
+                    ))
+                }
+            };
+            let title = match request.title.as_deref() {
+                Some(title) if !title.trim().is_empty() => title.to_owned(),
+                Some(_) => return Err(ApiError::unprocessable("title must not be empty.")),
+                None if request.autoincrement == Some(true) => slug.as_str().to_owned(),
+                None => return Err(ApiError::unprocessable("title is required.")),
+            };
+            let refs = request.tracked_refs.clone().unwrap_or_default();
+            let tracked = request
+                .tracked_refs
+                .as_ref()
+                .map(|refs| serde_json::Value::from(refs.clone()).to_string());
+            let edition = insert_edition(
+                conn,
+                &NewEdition {
+                    product_id: product.id,
+                    slug: slug.as_str(),
+                    title: &title,
+                    tracking_mode: mode.as_str(),
+                    tracked_refs: tracked.as_deref(),
+                    kind: edition_kind(&slug, &refs).as_str(),
+                    build_id: None,
+                    date_created: now(),
+                    surrogate_key: SurrogateKey::generate().as_str(),
+                },
+            )
+            .map_err(|err| {
+                conflict_or(
+                    err,
+                    format!("Product {} already has an edition {slug}.", product.slug),
+                )
+            })?;
+            if let Some(build_id) = build_id {
+                let build = find_build(conn, build_id)
+                    .map_err(|_| ApiError::unprocessable("build_url names no existing build."))?;
+                request_rebuild(conn, &product, &edition, &build)?;
+            }
+            Ok(edition.id)
+        })?;
+        load_edition(conn, id)
+    })
+    .await?;
+    tracing::info!(product.slug = %loaded.product.slug, edition.slug = %loaded.edition.slug, "edition created");
+    let response = respond(&state, &loaded)?;
+    Ok(created(&response.self_url.clone(), &response))
+}
+
+#[utoipa::path(patch, path = "/editions/{id}", tag = "editions", request_body = EditionPatchRequest,
+    params(("id" = i64, Path, description = "Edition id")),
+    responses((status = 200, body = EditionResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn patch(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+    id: web::Path<i64>,
+    body: web::Bytes,
+) -> ApiResult<web::Json<EditionResponse>> {
+    let identity = authenticate(&state, &credentials).await?;
+    identity.require(Permissions::ADMIN_EDITION)?;
+    let id = id.into_inner();
+    let public = state.clone();
+    let loaded = pool::run(&state.pool, move |conn| {
+        let current = load_edition(conn, id)?;
+        identity.require_for_product(Permissions::ADMIN_EDITION, current.product.id)?;
+        let request: EditionPatchRequest = parse_json(&body)?;
+        let mode = parse_mode(request.mode.as_deref())?;
+        let new_slug = request.slug.as_deref().map(parse_slug).transpose()?;
+        let build_id = request
+            .build_url
+            .as_deref()
+            .map(|url| build_id_from_url(&public, url))
+            .transpose()?;
+        if request.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(ApiError::unprocessable("title must not be empty."));
+        }
+        conn.write_transaction(|conn| {
+            let Loaded { product, edition, .. } = load_edition(conn, id)?;
+            let effective_mode = mode.unwrap_or(
+                TrackingMode::parse(&edition.tracking_mode).map_err(ApiError::internal)?,
+            );
+            let effective_refs = request.tracked_refs.clone().or_else(|| edition.tracked_ref_list());
+            check_tracking(effective_mode, effective_refs.as_deref())?;
+            let renamed = new_slug.as_ref().filter(|slug| slug.as_str() != edition.slug);
+            if renamed.is_some() && edition.slug == EditionSlug::main().as_str() {
+                return Err(ApiError::unprocessable("The default edition (__main) cannot be renamed."));
+            }
+            let tracked = request
+                .tracked_refs
+                .as_ref()
+                .map(|refs| serde_json::Value::from(refs.clone()).to_string());
+            let kind = renamed.map(|slug| edition_kind(slug, &effective_refs.clone().unwrap_or_default()));
+            let changes = EditionChanges {
+                title: request.title.as_deref(),
+                slug: renamed.map(EditionSlug::as_str),
+                tracking_mode: mode.as_ref().map(TrackingMode::as_str),
+                tracked_refs: tracked.as_deref().map(Some),
+                kind: kind.map(|k| k.as_str()),
+                date_ended: None,
+            };
+            let updated = update_edition(conn, edition.id, &changes).map_err(|err| {
+                conflict_or(err, format!("Product {} already has an edition with that slug.", product.slug))
+            })?;
+            if let Some(to) = renamed {
+                enqueue(
+                    conn,
+                    &Enqueue {
+                        kind: OperationKind::RenameEdition,
+                        product_id: Some(product.id),
+                        edition_id: Some(edition.id),
+                        build_id: None,
+                        payload: json!({"product": product.slug, "from": edition.slug, "to": to.as_str()}),
+                    },
+                )?;
+            }
+            if let Some(build_id) = build_id {
+                let build = find_build(conn, build_id)
+                    .map_err(|_| ApiError::unprocessable("build_url names no existing build."))?;
+                request_rebuild(conn, &product, &updated, &build)?;
+            }
+            Ok::<_, ApiError>(())
+        })?;
+        load_edition(conn, id)
+    })
+    .await?;
+    Ok(web::Json(respond(&state, &loaded)?))
+}
+
+#[utoipa::path(delete, path = "/editions/{id}", tag = "editions",
+    params(("id" = i64, Path, description = "Edition id")),
+    responses((status = 200, body = EditionResponse), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<EditionResponse>> {
+    let identity = authenticate(&state, &credentials).await?;
+    identity.require(Permissions::ADMIN_EDITION)?;
+    let id = id.into_inner();
+    let loaded = pool::run(&state.pool, move |conn| {
+        conn.write_transaction(|conn| {
+            let mut loaded = load_edition(conn, id)?;
+            identity.require_for_product(Permissions::ADMIN_EDITION, loaded.product.id)?;
+            if loaded.edition.slug == EditionSlug::main().as_str() {
+                return Err(ApiError::unprocessable("The default edition (__main) cannot be deleted."));
+            }
+            let ended = EditionChanges {
+                date_ended: Some(Some(now())),
+                ..EditionChanges::default()
+            };
+            loaded.edition = update_edition(conn, id, &ended)?;
+            enqueue(
+                conn,
+                &Enqueue {
+                    kind: OperationKind::DeleteEdition,
+                    product_id: Some(loaded.product.id),
+                    edition_id: Some(id),
+                    build_id: None,
+                    payload: json!({"product": loaded.product.slug, "edition": loaded.edition.slug}),
+                },
+            )?;
+            Ok(loaded)
+        })
+    })
+    .await?;
+    tracing::info!(product.slug = %loaded.product.slug, edition.slug = %loaded.edition.slug, "edition deleted");
+    Ok(web::Json(respond(&state, &loaded)?))
+}

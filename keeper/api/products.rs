@@ -1,0 +1,219 @@
+//! `/products/`: the documentation projects (v1 API, default organization).
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::json::{created, parse_json};
+use crate::api::publishing::{product_response, ProductResponse};
+use crate::app::AppState;
+use crate::auth::identity::{authenticate, Credentials};
+use crate::auth::Permissions;
+use crate::db::editions::insert_edition;
+use crate::db::models::{now, NewEdition, NewProduct, Organization, Product, ProductChanges};
+use crate::db::organizations::{find_organization_by_slug, DEFAULT_ORGANIZATION};
+use crate::db::products::{find_product, insert_product, list_product_slugs, update_product};
+use crate::db::{pool, DbConnection};
+use crate::domain::{EditionKind, EditionSlug, ProductSlug, SurrogateKey, TrackingMode};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductListResponse {
+    /// URLs of every product.
+    pub products: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProductRequest {
+    pub slug: String,
+    pub doc_repo: String,
+    pub title: String,
+    /// Accepted for compatibility; the organization decides where docs are published.
+    #[serde(default)]
+    pub root_domain: Option<String>,
+    #[serde(default)]
+    pub root_fastly_domain: Option<String>,
+    #[serde(default)]
+    pub bucket_name: Option<String>,
+    /// Tracking mode of the default edition (default `git_refs`, tracking `main`).
+    #[serde(default)]
+    pub main_mode: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductPatchRequest {
+    #[serde(default)]
+    pub doc_repo: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// The default organization and one of its products; 404 when there is no such product.
+pub fn load_product(conn: &mut DbConnection, slug: &str) -> ApiResult<(Organization, Product)> {
+    let organization = find_organization_by_slug(conn, DEFAULT_ORGANIZATION)?;
+    let product = find_product(conn, organization.id, slug).map_err(|err| match err {
+        diesel::result::Error::NotFound => {
+            ApiError::not_found(format!("No product named {slug:?}."))
+        }
+        other => other.into(),
+    })?;
+    Ok((organization, product))
+}
+
+#[utoipa::path(get, path = "/products/", tag = "products",
+    responses((status = 200, body = ProductListResponse)))]
+pub async fn list_products(
+    state: web::Data<AppState>,
+) -> ApiResult<web::Json<ProductListResponse>> {
+    let slugs = pool::run(&state.pool, |conn| {
+        let organization = find_organization_by_slug(conn, DEFAULT_ORGANIZATION)?;
+        Ok(list_product_slugs(conn, organization.id)?)
+    })
+    .await?;
+    Ok(web::Json(ProductListResponse {
+        products: slugs
+            .iter()
+            .map(|slug| state.url_for(&format!("products/{slug}")))
+            .collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/products/{slug}", tag = "products",
+    params(("slug" = String, Path, description = "Product slug")),
+    responses((status = 200, body = ProductResponse), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_product(
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> ApiResult<web::Json<ProductResponse>> {
+    let slug = slug.into_inner();
+    let (organization, product) =
+        pool::run(&state.pool, move |conn| load_product(conn, &slug)).await?;
+    Ok(web::Json(product_response(
+        &state,
+        &organization,
+        &product,
+    )?))
+}
+
+#[utoipa::path(post, path = "/products/", tag = "products", request_body = NewProductRequest,
+    responses((status = 201, body = ProductResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn create_product(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let identity = authenticate(&state, &credentials).await?;
+    identity.require_unscoped(Permissions::ADMIN_PRODUCT)?;
+    let request: NewProductRequest = parse_json(&body)?;
+    let slug = ProductSlug::parse(&request.slug)
+        .map_err(|err| ApiError::unprocessable(err.to_string()))?;
+    let main_mode = match request.main_mode.as_deref() {
+        None => TrackingMode::GitRefs,
+        Some(mode) => {
+            TrackingMode::parse(mode).map_err(|err| ApiError::unprocessable(err.to_string()))?
+        }
+    };
+    if request.title.trim().is_empty() {
+        return Err(ApiError::unprocessable("title must not be empty."));
+    }
+    let (organization, product) = pool::run(&state.pool, move |conn| {
+        conn.write_transaction(|conn| {
+            let organization = find_organization_by_slug(conn, DEFAULT_ORGANIZATION)?;
+            let now = now();
+            let product = insert_product(
+                conn,
+                &NewProduct {
+                    organization_id: organization.id,
+                    slug: slug.as_str(),
+                    title: &request.title,
+                    doc_repo: &request.doc_repo,
+                    root_domain: request.root_domain.as_deref().unwrap_or(""),
+                    root_fastly_domain: request.root_fastly_domain.as_deref().unwrap_or(""),
+                    bucket_name: request.bucket_name.as_deref().unwrap_or(""),
+                    surrogate_key: SurrogateKey::generate().as_str(),
+                    date_created: now,
+                },
+            )
+            .map_err(|err| conflict_or(err, format!("A product named {slug} already exists.")))?;
+            let tracked = default_edition_refs(main_mode);
+            insert_edition(
+                conn,
+                &NewEdition {
+                    product_id: product.id,
+                    slug: EditionSlug::main().as_str(),
+                    title: "Latest",
+                    tracking_mode: main_mode.as_str(),
+                    tracked_refs: tracked.as_deref(),
+                    kind: EditionKind::Main.as_str(),
+                    build_id: None,
+                    date_created: now,
+                    surrogate_key: SurrogateKey::generate().as_str(),
+                },
+            )?;
+            Ok((organization, product))
+        })
+    })
+    .await?;
+    tracing::info!(product.slug = %product.slug, user = %identity.username, "product created");
+    let response = product_response(&state, &organization, &product)?;
+    Ok(created(&response.self_url.clone(), &response))
+}
+
+/// The default edition tracks `main` in the ref-based modes; the others follow versions.
+fn default_edition_refs(mode: TrackingMode) -> Option<String> {
+    matches!(mode, TrackingMode::GitRefs | TrackingMode::GitRef).then(|| r#"["main"]"#.to_owned())
+}
+
+/// A unique violation becomes 409 with `message`; anything else keeps its own mapping.
+pub fn conflict_or(err: diesel::result::Error, message: String) -> ApiError {
+    match crate::db::violation::violation(&err) {
+        Some(crate::db::violation::Violation::Unique) => ApiError::conflict(message),
+        _ => err.into(),
+    }
+}
+
+#[utoipa::path(patch, path = "/products/{slug}", tag = "products", request_body = ProductPatchRequest,
+    params(("slug" = String, Path, description = "Product slug")),
+    responses((status = 200, body = ProductResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn patch_product(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+    slug: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<web::Json<ProductResponse>> {
+    let identity = authenticate(&state, &credentials).await?;
+    identity.require(Permissions::ADMIN_PRODUCT)?;
+    let slug = slug.into_inner();
+    let (organization, product) = pool::run(&state.pool, move |conn| {
+        let (organization, product) = load_product(conn, &slug)?;
+        identity.require_for_product(Permissions::ADMIN_PRODUCT, product.id)?;
+        let request: ProductPatchRequest = parse_json(&body)?;
+        if request
+            .title
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(ApiError::unprocessable("title must not be empty."));
+        }
+        let changes = ProductChanges {
+            title: request.title.as_deref(),
+            doc_repo: request.doc_repo.as_deref(),
+        };
+        let product = update_product(conn, product.id, &changes)?;
+        Ok((organization, product))
+    })
+    .await?;
+    Ok(web::Json(product_response(
+        &state,
+        &organization,
+        &product,
+    )?))
+}

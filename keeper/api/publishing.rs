@@ -1,0 +1,215 @@
+//! Where things are published and how they look on the wire: the organization's layout turned
+//! into URLs, and rows turned into the original's JSON shapes.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::api::json::{format_datetime, format_optional_datetime};
+use crate::app::AppState;
+use crate::db::models::{Build, Edition, Organization, Product};
+use crate::domain::{
+    build_url, edition_url, product_url, BucketPrefix, BuildSlug, EditionSlug, ProductSlug,
+    PublishingLayout,
+};
+use crate::error::{ApiError, ApiResult};
+
+/// The layout of an organization. The default organization's root (`root_domain` NULL) is
+/// keeper's own public URL, so the embedded site server publishes under it.
+pub fn layout_of(state: &AppState, organization: &Organization) -> PublishingLayout {
+    match (
+        organization.layout.as_str(),
+        organization.root_domain.as_deref(),
+    ) {
+        ("subdomain", Some(root_domain)) => PublishingLayout::Subdomain {
+            scheme: "https".to_owned(),
+            root_domain: root_domain.to_owned(),
+        },
+        (_, Some(root)) if !root.is_empty() => PublishingLayout::Path {
+            base_url: if root.contains("://") {
+                root.trim_end_matches('/').to_owned()
+            } else {
+                format!("https://{}", root.trim_end_matches('/'))
+            },
+            path_prefix: organization.path_prefix.clone(),
+        },
+        _ => PublishingLayout::Path {
+            base_url: state.public_base().to_owned(),
+            path_prefix: organization.path_prefix.clone(),
+        },
+    }
+}
+
+/// A stored slug back in its type; a row that violates the rules is a server-side fault.
+pub fn product_slug(product: &Product) -> ApiResult<ProductSlug> {
+    ProductSlug::parse(&product.slug).map_err(ApiError::internal)
+}
+
+pub fn build_slug(build: &Build) -> ApiResult<BuildSlug> {
+    BuildSlug::parse(&build.slug).map_err(ApiError::internal)
+}
+
+pub fn edition_slug(edition: &Edition) -> ApiResult<EditionSlug> {
+    EditionSlug::parse(&edition.slug).map_err(ApiError::internal)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductResponse {
+    pub self_url: String,
+    pub slug: String,
+    pub doc_repo: String,
+    pub title: String,
+    pub root_domain: String,
+    pub root_fastly_domain: String,
+    pub domain: String,
+    pub fastly_domain: String,
+    pub bucket_name: String,
+    pub published_url: String,
+    pub surrogate_key: String,
+}
+
+pub fn product_response(
+    state: &AppState,
+    organization: &Organization,
+    product: &Product,
+) -> ApiResult<ProductResponse> {
+    let slug = product_slug(product)?;
+    let published_url = product_url(&layout_of(state, organization), &slug);
+    let domain = url::Url::parse(&published_url)
+        .ok()
+        .and_then(|url| {
+            url.host_str().map(|host| {
+                url.port()
+                    .map_or(host.to_owned(), |port| format!("{host}:{port}"))
+            })
+        })
+        .unwrap_or_default();
+    let fastly_domain = if product.root_fastly_domain.is_empty() {
+        domain.clone()
+    } else {
+        format!("{}.{}", product.slug, product.root_fastly_domain)
+    };
+    Ok(ProductResponse {
+        self_url: state.url_for(&format!("products/{}", product.slug)),
+        slug: product.slug.clone(),
+        doc_repo: product.doc_repo.clone(),
+        title: product.title.clone(),
+        root_domain: product.root_domain.clone(),
+        root_fastly_domain: product.root_fastly_domain.clone(),
+        domain,
+        fastly_domain,
+        bucket_name: bucket_name(organization, product),
+        published_url,
+        surrogate_key: product.surrogate_key.clone(),
+    })
+}
+
+/// The bucket a product's objects live in: the organization's, unless the product names one.
+pub fn bucket_name(organization: &Organization, product: &Product) -> String {
+    if product.bucket_name.is_empty() {
+        organization.bucket_name.clone()
+    } else {
+        product.bucket_name.clone()
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BuildResponse {
+    pub self_url: String,
+    pub product_url: String,
+    pub slug: String,
+    pub date_created: String,
+    pub date_ended: Option<String>,
+    pub uploaded: bool,
+    pub bucket_name: String,
+    pub bucket_root_dir: String,
+    pub git_refs: Vec<String>,
+    pub github_requester: Option<String>,
+    pub published_url: String,
+    pub surrogate_key: String,
+}
+
+pub fn build_response(
+    state: &AppState,
+    organization: &Organization,
+    product: &Product,
+    build: &Build,
+) -> ApiResult<BuildResponse> {
+    let product_slug = product_slug(product)?;
+    let slug = build_slug(build)?;
+    Ok(BuildResponse {
+        self_url: state.url_for(&format!("builds/{}", build.id)),
+        product_url: state.url_for(&format!("products/{}", product.slug)),
+        slug: build.slug.clone(),
+        date_created: format_datetime(build.date_created),
+        date_ended: format_optional_datetime(build.date_ended),
+        uploaded: build.uploaded,
+        bucket_name: bucket_name(organization, product),
+        bucket_root_dir: BucketPrefix::build(&product_slug, &slug)
+            .as_dir_key()
+            .to_owned(),
+        git_refs: build.git_ref_list(),
+        github_requester: build.github_requester.clone(),
+        published_url: build_url(&layout_of(state, organization), &product_slug, &slug),
+        surrogate_key: build.surrogate_key.clone(),
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EditionResponse {
+    pub self_url: String,
+    pub product_url: String,
+    pub build_url: Option<String>,
+    pub published_url: String,
+    pub slug: String,
+    pub title: String,
+    pub date_created: String,
+    pub date_rebuilt: Option<String>,
+    pub date_ended: Option<String>,
+    pub mode: String,
+    pub tracked_refs: Option<Vec<String>>,
+    pub pending_rebuild: bool,
+    pub surrogate_key: String,
+}
+
+pub fn edition_response(
+    state: &AppState,
+    organization: &Organization,
+    product: &Product,
+    edition: &Edition,
+    pending: &HashSet<i64>,
+) -> ApiResult<EditionResponse> {
+    let product_slug = product_slug(product)?;
+    let slug = edition_slug(edition)?;
+    Ok(EditionResponse {
+        self_url: state.url_for(&format!("editions/{}", edition.id)),
+        product_url: state.url_for(&format!("products/{}", product.slug)),
+        build_url: edition
+            .build_id
+            .map(|id| state.url_for(&format!("builds/{id}"))),
+        published_url: edition_url(&layout_of(state, organization), &product_slug, &slug),
+        slug: edition.slug.clone(),
+        title: edition.title.clone(),
+        date_created: format_datetime(edition.date_created),
+        date_rebuilt: format_optional_datetime(edition.date_rebuilt),
+        date_ended: format_optional_datetime(edition.date_ended),
+        mode: edition.tracking_mode.clone(),
+        tracked_refs: edition.tracked_ref_list(),
+        pending_rebuild: pending.contains(&edition.id),
+        surrogate_key: edition.surrogate_key.clone(),
+    })
+}
+
+/// The build id in a `build_url` of this server (`<public URL>/builds/<id>`); 422 otherwise.
+pub fn build_id_from_url(state: &AppState, build_url: &str) -> ApiResult<i64> {
+    let prefix = state.url_for("builds/");
+    build_url
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.trim_end_matches('/').parse::<i64>().ok())
+        .ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "build_url must be the URL of a build on this server ({prefix}<id>), got {build_url:?}."
+            ))
+        })
+}

@@ -1,0 +1,82 @@
+//! `GET /token`: trades a user name and password (HTTP Basic), or an API token, for a session
+//! token that later calls send as the Basic user name.
+
+use actix_web::web;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::auth::api_token::{hash_api_token, looks_like_api_token};
+use crate::auth::identity::{identity_for_token, Credentials};
+use crate::auth::password::verify_password;
+use crate::db::{pool, tokens, users};
+use crate::domain::Username;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub token: String,
+}
+
+/// Verified against when the user does not exist, so that both cases take as long.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1b2nM1W7rE5ZXoyT/t0ZHpVI5PYC/2wwzuhAxwEOUZQ";
+
+#[utoipa::path(get, path = "/token", tag = "auth",
+    responses((status = 200, body = TokenResponse), (status = 401, body = crate::error::ErrorBody)),
+    security(("basic" = [])))]
+pub async fn get_token(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+) -> ApiResult<web::Json<TokenResponse>> {
+    let api_token = match &credentials {
+        Credentials::Bearer(token) => Some(token.clone()),
+        Credentials::Basic { username, password }
+            if password.expose_secret().is_empty() && looks_like_api_token(username) =>
+        {
+            Some(SecretString::from(username.clone()))
+        }
+        Credentials::Basic { username, password } if username == "__token__" => {
+            Some(password.clone())
+        }
+        _ => None,
+    };
+    let (user_id, token_id) =
+        match (api_token, credentials) {
+            (Some(token), _) => {
+                let hash = hash_api_token(token.expose_secret());
+                pool::run(&state.pool, move |conn| {
+                    let found = tokens::find_by_hash(conn, &hash)?
+                        .ok_or_else(|| ApiError::unauthorized("Unknown API token."))?;
+                    let identity = identity_for_token(conn, found.id, found.user_id)?;
+                    Ok((identity.user_id, Some(found.id)))
+                })
+                .await?
+            }
+            (None, Credentials::Basic { username, password }) => {
+                let user_id = pool::run(&state.pool, move |conn| {
+                    let user = match Username::parse(&username) {
+                        Ok(name) => users::find_user(conn, &name)?,
+                        Err(_) => None,
+                    };
+                    let hash = user
+                        .as_ref()
+                        .map_or(DUMMY_HASH, |u| u.password_hash.as_str());
+                    match (verify_password(&password, hash), user) {
+                        (true, Some(user)) => Ok(user.id),
+                        _ => Err(ApiError::unauthorized("Wrong user name or password.")),
+                    }
+                })
+                .await?;
+                (user_id, None)
+            }
+            _ => return Err(ApiError::unauthorized(
+                "Send a user name and password with HTTP Basic authentication, or an API token.",
+            )),
+        };
+    let token = state
+        .sessions
+        .issue(user_id, token_id, chrono::Utc::now().timestamp())
+        .map_err(ApiError::internal)?;
+    Ok(web::Json(TokenResponse { token }))
+}

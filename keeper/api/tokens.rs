@@ -1,0 +1,210 @@
+//! `/tokens/`: long-lived API tokens for CI. The token is shown once, in the creation response;
+//! keeper keeps only its hash. A token may be narrowed to some permissions and products.
+
+use actix_web::{web, HttpResponse};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::json::{created, format_datetime, format_optional_datetime, parse_json};
+use crate::app::AppState;
+use crate::auth::api_token::generate_api_token;
+use crate::auth::identity::{authenticate, Credentials, Identity};
+use crate::auth::Permissions;
+use crate::db::models::{now, ApiToken, NewApiToken};
+use crate::db::organizations::{find_organization_by_slug, DEFAULT_ORGANIZATION};
+use crate::db::products::find_product;
+use crate::db::{pool, tokens, DbConnection};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenRequest {
+    /// What the token is for, e.g. `github-actions`.
+    pub name: String,
+    /// A subset of your own permissions; default all of them.
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+    /// Product slugs the token is limited to; default every product.
+    #[serde(default)]
+    pub products: Vec<String>,
+    /// Days until the token expires; default never.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenInfo {
+    pub self_url: String,
+    pub id: i64,
+    pub name: String,
+    /// Permission names, or null for all of the owner's.
+    pub permissions: Option<Vec<String>>,
+    pub date_created: String,
+    pub date_expires: Option<String>,
+    pub date_revoked: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    /// The token itself. Shown only here, once.
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenListResponse {
+    pub tokens: Vec<TokenInfo>,
+}
+
+fn token_info(state: &AppState, token: &ApiToken) -> TokenInfo {
+    TokenInfo {
+        self_url: state.url_for(&format!("tokens/{}", token.id)),
+        id: token.id,
+        name: token.name.clone(),
+        permissions: token
+            .permissions
+            .and_then(Permissions::from_bits)
+            .map(|p| p.names().into_iter().map(str::to_owned).collect()),
+        date_created: format_datetime(token.date_created),
+        date_expires: format_optional_datetime(token.date_expires),
+        date_revoked: format_optional_datetime(token.date_revoked),
+    }
+}
+
+/// Only a user's own session (not another API token) may mint tokens.
+fn require_session(identity: &Identity) -> ApiResult<()> {
+    if identity.api_token_id.is_some() {
+        return Err(ApiError::forbidden(
+            "API tokens cannot create or list tokens; log in as the user.",
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a token for `identity`'s user; returns the row and the token to show once.
+pub fn create_token(
+    conn: &mut DbConnection,
+    user_id: i64,
+    owner_permissions: Permissions,
+    request: &NewTokenRequest,
+) -> ApiResult<(ApiToken, String)> {
+    if request.name.trim().is_empty() {
+        return Err(ApiError::unprocessable("name must not be empty."));
+    }
+    let permissions = request
+        .permissions
+        .as_ref()
+        .map(|names| Permissions::parse_list(&names.join(",")).map_err(ApiError::unprocessable))
+        .transpose()?;
+    if let Some(wanted) = permissions {
+        if !owner_permissions.contains(wanted) {
+            return Err(ApiError::forbidden(
+                "A token cannot have permissions its owner lacks.",
+            ));
+        }
+    }
+    let expires = request
+        .expires_in_days
+        .map(|days| now() + chrono::TimeDelta::days(i64::from(days)));
+    let (secret, hash) = generate_api_token();
+    conn.write_transaction(|conn| {
+        let organization = find_organization_by_slug(conn, DEFAULT_ORGANIZATION)?;
+        let mut product_ids = Vec::with_capacity(request.products.len());
+        for slug in &request.products {
+            let product = find_product(conn, organization.id, slug)
+                .map_err(|_| ApiError::unprocessable(format!("No product named {slug:?}.")))?;
+            product_ids.push(product.id);
+        }
+        let token = tokens::insert_token(
+            conn,
+            &NewApiToken {
+                user_id,
+                name: request.name.trim(),
+                token_hash: &hash,
+                permissions: permissions.map(Permissions::bits),
+                date_created: now(),
+                date_expires: expires,
+            },
+            &product_ids,
+        )?;
+        Ok((token, secret.expose_secret().to_owned()))
+    })
+}
+
+#[utoipa::path(post, path = "/tokens/", tag = "auth", request_body = NewTokenRequest,
+    responses((status = 201, body = CreatedToken), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn create(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let identity = authenticate(&state, &credentials).await?;
+    require_session(&identity)?;
+    let request: NewTokenRequest = parse_json(&body)?;
+    let (token, secret) = pool::run(&state.pool, move |conn| {
+        create_token(conn, identity.user_id, identity.permissions, &request)
+    })
+    .await?;
+    tracing::info!(token.id = token.id, "API token created");
+    let body = CreatedToken {
+        info: token_info(&state, &token),
+        token: secret,
+    };
+    Ok(created(&body.info.self_url.clone(), &body))
+}
+
+#[utoipa::path(get, path = "/tokens/", tag = "auth",
+    responses((status = 200, body = TokenListResponse), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn list(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+) -> ApiResult<web::Json<TokenListResponse>> {
+    let identity = authenticate(&state, &credentials).await?;
+    require_session(&identity)?;
+    let found = pool::run(&state.pool, move |conn| {
+        Ok(tokens::list_tokens(conn, identity.user_id)?)
+    })
+    .await?;
+    Ok(web::Json(TokenListResponse {
+        tokens: found
+            .iter()
+            .map(|token| token_info(&state, token))
+            .collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/tokens/{id}", tag = "auth",
+    params(("id" = i64, Path, description = "Token id")),
+    responses((status = 200, body = TokenInfo), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<TokenInfo>> {
+    let identity = authenticate(&state, &credentials).await?;
+    let id = id.into_inner();
+    let token = pool::run(&state.pool, move |conn| {
+        let token = tokens::find_token(conn, id)
+            .map_err(|_| ApiError::not_found(format!("No token {id}.")))?;
+        let own = token.user_id == identity.user_id;
+        if !own {
+            identity.require_unscoped(Permissions::ADMIN_USER)?;
+        }
+        if token.date_revoked.is_some() {
+            return Ok(token);
+        }
+        Ok(tokens::revoke_token(conn, id, now())?)
+    })
+    .await?;
+    tracing::info!(token.id = token.id, "API token revoked");
+    Ok(web::Json(token_info(&state, &token)))
+}

@@ -1,0 +1,92 @@
+//! Catalogue rules that touch the database: which editions a confirmed build updates, and
+//! recording rebuild requests. Called inside the transaction of the change that needs them.
+
+use serde_json::json;
+
+use crate::db::builds::find_build;
+use crate::db::editions::list_editions;
+use crate::db::models::{Build, Edition, Operation, Product};
+use crate::db::operations::{active_operation_for_edition, enqueue, Enqueue, OperationKind};
+use crate::db::DbConnection;
+use crate::domain::{edition_accepts, TrackingMode};
+use crate::error::{ApiError, ApiResult};
+
+/// Records a rebuild of `edition` from `build` (superseding a queued older request).
+pub fn request_rebuild(
+    conn: &mut DbConnection,
+    product: &Product,
+    edition: &Edition,
+    build: &Build,
+) -> ApiResult<Operation> {
+    if !build.is_publishable() {
+        return Err(ApiError::unprocessable(format!(
+            "Build {} is {}; an edition can only show an uploaded, non-deprecated build.",
+            build.slug,
+            if build.uploaded {
+                "deprecated"
+            } else {
+                "not uploaded yet"
+            }
+        )));
+    }
+    if build.product_id != edition.product_id {
+        return Err(ApiError::unprocessable(
+            "The build belongs to another product.",
+        ));
+    }
+    Ok(enqueue(
+        conn,
+        &Enqueue {
+            kind: OperationKind::RebuildEdition,
+            product_id: Some(product.id),
+            edition_id: Some(edition.id),
+            build_id: Some(build.id),
+            payload: json!({
+                "product": product.slug,
+                "edition": edition.slug,
+                "build": build.slug,
+            }),
+        },
+    )?)
+}
+
+/// The build an edition is on or about to be on: the target of its newest queued or working
+/// rebuild, else its current build. Tracking decisions compare against this, so that a late,
+/// older version cannot supersede a queued newer one.
+pub fn effective_build(conn: &mut DbConnection, edition: &Edition) -> ApiResult<Option<Build>> {
+    let pending_target = active_operation_for_edition(conn, edition.id)?
+        .filter(|op| op.kind == OperationKind::RebuildEdition.as_str())
+        .and_then(|op| op.build_id);
+    match pending_target.or(edition.build_id) {
+        Some(id) => Ok(Some(find_build(conn, id)?)),
+        None => Ok(None),
+    }
+}
+
+/// Records a rebuild for every live edition of `product` whose tracking mode accepts `build`.
+pub fn rebuild_tracking_editions(
+    conn: &mut DbConnection,
+    product: &Product,
+    build: &Build,
+) -> ApiResult<Vec<Operation>> {
+    let candidate_refs = build.git_ref_list();
+    let mut operations = Vec::new();
+    for edition in list_editions(conn, product.id)? {
+        let Ok(mode) = TrackingMode::parse(&edition.tracking_mode) else {
+            continue;
+        };
+        let tracked = edition.tracked_ref_list().unwrap_or_default();
+        let current = effective_build(conn, &edition)?;
+        let current_refs = current.as_ref().map(Build::git_ref_list);
+        if current
+            .as_ref()
+            .is_some_and(|current| current.id == build.id)
+        {
+            continue;
+        }
+        if edition_accepts(mode, &tracked, current_refs.as_deref(), &candidate_refs) {
+            operations.push(request_rebuild(conn, product, &edition, build)?);
+        }
+    }
+    Ok(operations)
+}
