@@ -81,14 +81,29 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub bind: SocketAddr,
-    /// The scheme, host and optional path prefix under which clients reach keeper.
-    pub public_url: Url,
+    /// The scheme, host and optional path prefix under which clients reach keeper; `None`:
+    /// `http://` + the address actually bound (see [`HttpConfig::public_url_for`]).
+    pub public_url: Option<Url>,
     /// Largest accepted request body (JSON and forms), in bytes.
     pub max_body_bytes: usize,
     /// HTTP worker threads; `None` means one per core.
     pub workers: Option<usize>,
     /// How long in-flight requests get to finish after SIGTERM.
     pub shutdown_timeout: Duration,
+}
+
+impl HttpConfig {
+    /// Keeper's external URL once it listens on `bound`: the configured one, else
+    /// `http://<bound>/` (so binding port 0 yields the real port, not `:0`).
+    pub fn public_url_for(&self, bound: SocketAddr) -> Url {
+        self.public_url.clone().unwrap_or_else(|| {
+            let mut url = Url::parse("http://127.0.0.1/").expect("a constant URL parses");
+            // An IP address and a port always form a valid authority.
+            let _ = url.set_ip_host(bound.ip());
+            let _ = url.set_port(Some(bound.port()));
+            url
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -235,14 +250,11 @@ impl Config {
             raw.parse()
                 .map_err(|err| format!("expected host:port such as 127.0.0.1:8080 ({err})"))
         })?;
-        let default_public_url =
-            Url::parse(&format!("http://{bind}/")).map_err(|err| ConfigError {
-                variable: "KEEPER_BIND",
-                message: format!("does not form a URL: {err}"),
-            })?;
         let http = HttpConfig {
             bind,
-            public_url: vars.parse("KEEPER_PUBLIC_URL", default_public_url, parse_public_url)?,
+            public_url: vars.parse("KEEPER_PUBLIC_URL", None, |raw| {
+                parse_public_url(raw).map(Some)
+            })?,
             max_body_bytes: vars.number("KEEPER_MAX_BODY_BYTES", 1024 * 1024)?,
             workers: vars.parse("KEEPER_HTTP_WORKERS", None, |raw| {
                 match raw.parse::<usize>() {
@@ -334,7 +346,10 @@ mod tests {
         let config = config(&[]).unwrap();
         assert!(matches!(config.database.url, DatabaseUrl::Sqlite(ref p) if p == "keeper.sqlite3"));
         assert_eq!(config.http.bind.to_string(), DEFAULT_BIND);
-        assert_eq!(config.http.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(
+            config.http.public_url_for(config.http.bind).as_str(),
+            "http://127.0.0.1:8080/"
+        );
         assert!(!config.database.auto_migrate);
         assert!(config.auth.secret_key.is_none());
         assert!(config.worker.run_in_serve);
@@ -343,11 +358,15 @@ mod tests {
 
     #[test]
     fn public_url_follows_bind_unless_set() {
-        let config = config(&[("KEEPER_BIND", "0.0.0.0:9000")]).unwrap();
-        assert_eq!(config.http.public_url.as_str(), "http://0.0.0.0:9000/");
+        let config = config(&[("KEEPER_BIND", "127.0.0.1:0")]).unwrap();
+        let bound = "127.0.0.1:41234".parse().unwrap();
+        assert_eq!(
+            config.http.public_url_for(bound).as_str(),
+            "http://127.0.0.1:41234/"
+        );
         let config = config_with_public();
         assert_eq!(
-            config.http.public_url.as_str(),
+            config.http.public_url_for(bound).as_str(),
             "https://docs.example.org/keeper"
         );
     }

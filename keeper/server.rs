@@ -1,7 +1,7 @@
 //! Start-up shared by `keeper serve`, `keeper worker` and the tests: connect, guard the schema,
 //! settle the signing key and the bootstrap user, build the pool; then serve HTTP.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 
 use actix_web::dev::Server;
 use actix_web::HttpServer;
@@ -26,12 +26,12 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The HTTP application's state for these settings.
-    pub fn app_state(&self, config: &Config) -> AppState {
+    /// The HTTP application's state for these settings, serving on `bound`.
+    pub fn app_state(&self, config: &Config, bound: SocketAddr) -> AppState {
         let lifetime = i64::try_from(config.auth.token_lifetime.as_secs()).unwrap_or(i64::MAX);
         AppState::new(
             self.pool.clone(),
-            &config.http.public_url,
+            &config.http.public_url_for(bound),
             SessionKeys::new(&self.secret_key, lifetime),
         )
     }
@@ -84,9 +84,21 @@ pub fn connect(config: &Config) -> anyhow::Result<DbConnection> {
         .with_context(|| format!("connecting to {}", database.url.redacted()))
 }
 
-/// Binds the HTTP server. It does not handle signals itself: `serve` stops it gracefully (stop
-/// accepting, let in-flight requests finish for up to `shutdown_timeout`) on SIGTERM or SIGINT.
-pub fn start_http(state: AppState, http: &HttpConfig) -> anyhow::Result<(Server, Vec<SocketAddr>)> {
+/// Binds `http.bind`; the address actually bound decides the default public URL.
+pub fn bind(http: &HttpConfig) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener =
+        TcpListener::bind(http.bind).with_context(|| format!("binding {}", http.bind))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    Ok((listener, address))
+}
+
+/// Serves `state` on `listener`. The server does not handle signals itself: `serve` stops it
+/// gracefully (stop accepting, let in-flight requests finish for up to `shutdown_timeout`).
+pub fn start_http(
+    state: AppState,
+    http: &HttpConfig,
+    listener: TcpListener,
+) -> anyhow::Result<Server> {
     let max_body_bytes = http.max_body_bytes;
     let mut server = HttpServer::new(move || app(state.clone(), max_body_bytes))
         .disable_signals()
@@ -94,23 +106,19 @@ pub fn start_http(state: AppState, http: &HttpConfig) -> anyhow::Result<(Server,
     if let Some(workers) = http.workers {
         server = server.workers(workers);
     }
-    let server = server
-        .bind(http.bind)
-        .with_context(|| format!("binding {}", http.bind))?;
-    let addresses = server.addrs();
-    Ok((server.run(), addresses))
+    Ok(server.listen(listener).context("listening")?.run())
 }
 
 /// `keeper serve`: start-up, then HTTP (and, once it exists, the operations worker) until a signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let prepared = prepare(&config)?;
-    let state = prepared.app_state(&config);
     let mut shutdown = ShutdownSignal::install()?;
-    let (server, addresses) = start_http(state, &config.http)?;
+    let (listener, address) = bind(&config.http)?;
+    let state = prepared.app_state(&config, address);
+    let public_url = config.http.public_url_for(address);
+    let server = start_http(state, &config.http, listener)?;
     let handle = server.handle();
-    for address in &addresses {
-        tracing::info!(%address, public_url = %config.http.public_url, "listening on http://{address}");
-    }
+    tracing::info!(%address, %public_url, "listening on http://{address}");
     if config.worker.run_in_serve {
         tracing::info!("operations worker: none to run yet in this release");
     }

@@ -53,8 +53,9 @@ struct Probe {
 fn server_with_probe_routes(db: &TestDatabase) -> TestServer {
     let config = db.config(&[("KEEPER_MAX_BODY_BYTES", "256")]);
     let prepared = keeper::server::prepare(&config).unwrap();
-    let state = prepared.app_state(&config);
-    TestServer::serve(&config, move |max| {
+    let (listener, address) = keeper::server::bind(&config.http).unwrap();
+    let state = prepared.app_state(&config, address);
+    TestServer::serve_on(listener, &config, move |max| {
         keeper::app::app(state.clone(), max)
             .route(
                 "/probe",
@@ -170,7 +171,7 @@ fn readiness_is_503_when_the_database_is_unreachable() {
     .unwrap();
     let state = keeper::app::AppState::new(
         keeper::db::build_pool(&config.database),
-        &config.http.public_url,
+        &config.http.public_url_for(config.http.bind),
         test_sessions(),
     );
     let server = TestServer::serve(&config, move |max| keeper::app::app(state.clone(), max));

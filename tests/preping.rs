@@ -45,7 +45,7 @@ fn failures_after_terminating_connections(pre_ping: bool) -> usize {
     let pool = keeper::db::pool::build_pool_with(&config.database, pre_ping);
     let state = keeper::app::AppState::new(
         pool.clone(),
-        &config.http.public_url,
+        &config.http.public_url_for(config.http.bind),
         common::test_sessions(),
     );
     let server = TestServer::serve(&config, move |max| keeper::app::app(state.clone(), max));

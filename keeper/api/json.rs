@@ -9,17 +9,19 @@ use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
 
-/// Parses a JSON body; 400 with serde's explanation when it does not fit.
+/// Parses a JSON object body; 400 with serde's explanation when it does not fit. Only an
+/// object is accepted: serde would otherwise fill a struct from an array, field by position.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("The request needs a JSON body."));
     }
-    serde_json::from_slice(body).map_err(|err| {
-        if err.is_data() {
-            ApiError::bad_request(format!("The JSON body does not fit this route: {err}."))
-        } else {
-            ApiError::bad_request(format!("The body is not valid JSON: {err}."))
-        }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|err| ApiError::bad_request(format!("The body is not valid JSON: {err}.")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("The body must be a JSON object."));
+    }
+    serde_json::from_value(value).map_err(|err| {
+        ApiError::bad_request(format!("The JSON body does not fit this route: {err}."))
     })
 }
 

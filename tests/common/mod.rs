@@ -136,11 +136,14 @@ impl TestServer {
     /// Runs start-up against `config` and serves `keeper::app::app` on a random port.
     pub fn start(config: &Config) -> Self {
         let prepared = keeper::server::prepare(config).expect("start-up");
-        let state = prepared.app_state(config);
-        Self::serve(config, move |max| keeper::app::app(state.clone(), max))
+        let (listener, address) = keeper::server::bind(&config.http).expect("bind");
+        let state = prepared.app_state(config, address);
+        Self::serve_on(listener, config, move |max| {
+            keeper::app::app(state.clone(), max)
+        })
     }
 
-    /// Serves an app built by `factory` (tests use it to add routes to keeper's app).
+    /// Binds a random port and serves an app built by `factory` on it.
     pub fn serve<F, A, B>(config: &Config, factory: F) -> Self
     where
         F: Fn(usize) -> actix_web::App<A> + Send + Clone + 'static,
@@ -153,16 +156,32 @@ impl TestServer {
             > + 'static,
         B: actix_web::body::MessageBody + 'static,
     {
+        let (listener, _) = keeper::server::bind(&config.http).expect("bind");
+        Self::serve_on(listener, config, factory)
+    }
+
+    /// Serves an app built by `factory` on `listener` (tests use it to add routes to keeper's app).
+    pub fn serve_on<F, A, B>(listener: std::net::TcpListener, config: &Config, factory: F) -> Self
+    where
+        F: Fn(usize) -> actix_web::App<A> + Send + Clone + 'static,
+        A: actix_web::dev::ServiceFactory<
+                actix_web::dev::ServiceRequest,
+                Config = (),
+                Response = actix_web::dev::ServiceResponse<B>,
+                Error = actix_web::Error,
+                InitError = (),
+            > + 'static,
+        B: actix_web::body::MessageBody + 'static,
+    {
         let max_body_bytes = config.http.max_body_bytes;
-        let bind = config.http.bind;
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let server = actix_web::HttpServer::new(move || factory(max_body_bytes))
                     .workers(2)
                     .disable_signals()
-                    .bind(bind)
-                    .expect("bind");
+                    .listen(listener)
+                    .expect("listen");
                 let address = server.addrs()[0];
                 let server = server.run();
                 sender
@@ -209,3 +228,4 @@ pub fn client() -> reqwest::blocking::Client {
 pub fn test_sessions() -> keeper::auth::session::SessionKeys {
     keeper::auth::session::SessionKeys::new(&secrecy::SecretString::from("t".repeat(32)), 3600)
 }
+pub mod api;

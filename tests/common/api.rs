@@ -1,0 +1,177 @@
+//! A keeper server with a known signing key, users of chosen permissions, and a JSON client.
+
+use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::{client, TestBackend, TestDatabase, TestServer};
+use keeper::auth::password::hash_password;
+use keeper::auth::Permissions;
+use keeper::domain::Username;
+
+pub const SECRET_KEY: &str = "test-signing-key-test-signing-key-0123";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct Api {
+    pub server: TestServer,
+    pub db: TestDatabase,
+    http: reqwest::blocking::Client,
+}
+
+/// A response: status and JSON body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub location: Option<String>,
+}
+
+impl Api {
+    pub fn start(backend: TestBackend) -> Self {
+        let db = TestDatabase::new(backend);
+        let config = db.config(&[("KEEPER_SECRET_KEY", SECRET_KEY)]);
+        let server = TestServer::start(&config);
+        Self {
+            server,
+            db,
+            http: client(),
+        }
+    }
+
+    /// The server's absolute URL for `path` (what it writes in bodies).
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    /// Creates a user with `permissions` and returns a session token for it.
+    pub fn user(&self, username: &str, permissions: Permissions) -> String {
+        let hash = hash_password(&SecretString::from(PASSWORD)).unwrap();
+        keeper::db::users::create_user(
+            &mut self.db.connect(),
+            &Username::parse(username).unwrap(),
+            &hash,
+            permissions,
+        )
+        .unwrap();
+        self.login(username)
+    }
+
+    pub fn login(&self, username: &str) -> String {
+        let reply = self
+            .http
+            .get(self.url("/token"))
+            .basic_auth(username, Some(PASSWORD))
+            .send()
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+        reply.json::<Value>().unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Sends `body` as JSON with the token as the Basic user name (as the original clients do).
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            self.url(path)
+        };
+        let mut request = self.http.request(method, url);
+        if let Some(token) = token {
+            request = request.basic_auth(token, Some(""));
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = response.text().unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            body,
+            location,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, None, None)
+    }
+
+    pub fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(&body))
+    }
+
+    pub fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(token), Some(&body))
+    }
+
+    pub fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(token), None)
+    }
+
+    /// Creates product `slug` as `token`; panics unless 201.
+    pub fn product(&self, token: &str, slug: &str) -> Value {
+        let reply = self.post(
+            "/products/",
+            token,
+            serde_json::json!({"slug": slug, "title": slug, "doc_repo": format!("https://github.com/example/{slug}")}),
+        );
+        assert_eq!(reply.status, 201, "{reply:?}");
+        reply.body
+    }
+
+    /// Registers and confirms a build with `refs`; returns the build JSON.
+    pub fn uploaded_build(&self, token: &str, product: &str, refs: &[&str]) -> Value {
+        let created = self.post(
+            &format!("/products/{product}/builds/"),
+            token,
+            serde_json::json!({"git_refs": refs}),
+        );
+        assert_eq!(created.status, 201, "{created:?}");
+        let confirmed = self.patch(
+            created.body["self_url"].as_str().unwrap(),
+            token,
+            serde_json::json!({"uploaded": true}),
+        );
+        assert_eq!(confirmed.status, 200, "{confirmed:?}");
+        confirmed.body
+    }
+
+    /// Rows of `sql` (which must select one text column named `line`).
+    pub fn lines(&self, sql: &str) -> Vec<String> {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Line {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            line: String,
+        }
+        let mut conn = self.db.connect();
+        let rows: Vec<Line> =
+            keeper::with_connection!(&mut conn, c => diesel::sql_query(sql).load(c)).unwrap();
+        rows.into_iter().map(|l| l.line).collect()
+    }
+
+    /// `kind state edition_id build_id` of every operation, oldest first.
+    pub fn operations(&self) -> Vec<String> {
+        self.lines(
+            "SELECT kind || ' ' || state || ' ' || COALESCE(CAST(edition_id AS TEXT), '-') || ' ' ||
+                    COALESCE(CAST(build_id AS TEXT), '-') AS line FROM operations ORDER BY id",
+        )
+    }
+}
