@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cdn;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -12,5 +13,6 @@ pub mod domain;
 pub mod error;
 pub mod request_log;
 pub mod server;
+pub mod storage;
 pub mod telemetry;
 pub mod worker;

@@ -2,20 +2,28 @@
 //! settle the signing key and the bootstrap user, build the pool; then serve HTTP.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::HttpServer;
 use anyhow::Context;
 use secrecy::SecretString;
 
-use crate::app::{app, AppState};
+use crate::api::sites::SiteServer;
+use crate::api::uploads::UploadEndpoint;
+use crate::api::StorageServices;
+use crate::app::{app_with, AppState};
 use crate::auth::password::hash_password;
-use crate::config::{Config, HttpConfig};
+use crate::config::{Config, HttpConfig, StorageBackend};
 use crate::db::migrations::{self, GuardOutcome};
 use crate::db::settings::{resolve_secret_key, SecretKeySource};
 use crate::db::users::{ensure_bootstrap_user, BootstrapOutcome};
 use crate::db::{build_pool, DbConnection, DbPool};
 use crate::domain::Username;
+use crate::storage::local::LocalStore;
+use crate::storage::presign::SigningCredentials;
+use crate::storage::s3::S3Store;
+use crate::storage::ObjectStore;
 
 /// What start-up produced.
 pub struct Prepared {
@@ -73,9 +81,25 @@ pub fn connect(config: &Config) -> anyhow::Result<DbConnection> {
 /// Binds the HTTP server. It stops gracefully on SIGTERM or SIGINT: it stops accepting, lets
 /// in-flight requests finish for up to `shutdown_timeout`, then returns.
 pub fn start_http(state: AppState, http: &HttpConfig) -> anyhow::Result<(Server, Vec<SocketAddr>)> {
+    start_http_with(state, http, None)
+}
+
+/// [`start_http`], with the object-store routes (site server, upload endpoint) when given.
+pub fn start_http_with(
+    state: AppState,
+    http: &HttpConfig,
+    storage: Option<StorageServices>,
+) -> anyhow::Result<(Server, Vec<SocketAddr>)> {
     let max_body_bytes = http.max_body_bytes;
-    let mut server = HttpServer::new(move || app(state.clone(), max_body_bytes))
-        .shutdown_timeout(http.shutdown_timeout.as_secs());
+    let mut server = HttpServer::new(move || {
+        let storage = storage.clone();
+        app_with(state.clone(), max_body_bytes, move |config| {
+            if let Some(storage) = &storage {
+                storage.configure(config);
+            }
+        })
+    })
+    .shutdown_timeout(http.shutdown_timeout.as_secs());
     if let Some(workers) = http.workers {
         server = server.workers(workers);
     }
@@ -89,8 +113,9 @@ pub fn start_http(state: AppState, http: &HttpConfig) -> anyhow::Result<(Server,
 /// `keeper serve`: start-up, then HTTP (and, once it exists, the operations worker) until a signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let prepared = prepare(&config)?;
+    let storage = storage_services(&config, &prepared.secret_key).await?;
     let state = AppState::new(prepared.pool, &config.http.public_url);
-    let (server, addresses) = start_http(state, &config.http)?;
+    let (server, addresses) = start_http_with(state, &config.http, Some(storage))?;
     for address in &addresses {
         tracing::info!(%address, public_url = %config.http.public_url, "listening on http://{address}");
     }
@@ -100,4 +125,42 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     server.await.context("running the HTTP server")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the configured object store.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    Ok(match &config.storage.backend {
+        StorageBackend::Local { dir } => {
+            let store = LocalStore::open(dir)
+                .with_context(|| format!("opening the storage directory {}", dir.display()))?;
+            tracing::info!(dir = %dir.display(), "object store: local directory");
+            Arc::new(store)
+        }
+        StorageBackend::S3(settings) => {
+            tracing::info!(bucket = %settings.bucket, endpoint = ?settings.endpoint_url, "object store: S3");
+            Arc::new(S3Store::connect(settings.clone()).await)
+        }
+    })
+}
+
+/// The site server over the configured store, and, for the local store, keeper's own upload
+/// endpoint with forms signed by `secret_key`.
+pub async fn storage_services(
+    config: &Config,
+    secret_key: &SecretString,
+) -> anyhow::Result<StorageServices> {
+    let store = open_store(config).await?;
+    let uploads =
+        matches!(config.storage.backend, StorageBackend::Local { .. }).then(|| UploadEndpoint {
+            store: store.clone(),
+            credentials: SigningCredentials::keeper(secret_key.clone()),
+            max_bytes: config.storage.upload_max_bytes,
+        });
+    Ok(StorageServices {
+        sites: SiteServer {
+            store,
+            root_domain: config.storage.sites_root_domain.clone(),
+        },
+        uploads,
+    })
 }
