@@ -118,6 +118,30 @@ pub fn from_config(config: &CdnConfig) -> std::sync::Arc<dyn Purger> {
     }
 }
 
+/// Runs `attempt` until it succeeds, fails for good, or the policy's attempts are spent.
+pub(crate) async fn with_retries<F, Fut>(
+    policy: &RetryPolicy,
+    mut attempt: F,
+) -> Result<(), PurgeError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), PurgeError>>,
+{
+    let mut number = 1;
+    loop {
+        match attempt().await {
+            Ok(()) => return Ok(()),
+            Err(err) if err.is_transient() && number < policy.max_attempts => {
+                let wait = policy.backoff(number);
+                tracing::warn!(error = %err, attempt = number, wait_ms = wait.as_millis() as u64, "purge failed; retrying");
+                tokio::time::sleep(wait).await;
+                number += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,30 +164,6 @@ mod tests {
         assert!(validate_surrogate_key("0123abcd").is_ok());
         for bad in ["", "a b", "a\nb"] {
             assert!(validate_surrogate_key(bad).is_err());
-        }
-    }
-}
-
-/// Runs `attempt` until it succeeds, fails for good, or the policy's attempts are spent.
-pub(crate) async fn with_retries<F, Fut>(
-    policy: &RetryPolicy,
-    mut attempt: F,
-) -> Result<(), PurgeError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), PurgeError>>,
-{
-    let mut number = 1;
-    loop {
-        match attempt().await {
-            Ok(()) => return Ok(()),
-            Err(err) if err.is_transient() && number < policy.max_attempts => {
-                let wait = policy.backoff(number);
-                tracing::warn!(error = %err, attempt = number, wait_ms = wait.as_millis() as u64, "purge failed; retrying");
-                tokio::time::sleep(wait).await;
-                number += 1;
-            }
-            Err(err) => return Err(err),
         }
     }
 }

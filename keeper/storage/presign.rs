@@ -365,22 +365,15 @@ impl VerifiedPolicy {
         if validate_key(&key).is_err() {
             return Err(PolicyError::InvalidKey(key));
         }
-        for condition in &self.conditions {
-            match condition {
-                Condition::StartsWith { field, prefix } if field == "key" => {
-                    if !key.starts_with(prefix.as_str()) {
-                        return Err(PolicyError::ConditionFailed {
-                            field: "key".into(),
-                        });
-                    }
-                }
-                Condition::Eq { field, value } if field == "key" && key != *value => {
-                    return Err(PolicyError::ConditionFailed {
-                        field: "key".into(),
-                    });
-                }
-                _ => {}
-            }
+        let key_refused = self.conditions.iter().any(|condition| match condition {
+            Condition::StartsWith { field, prefix } => field == "key" && !key.starts_with(prefix),
+            Condition::Eq { field, value } => field == "key" && key != *value,
+            Condition::LengthRange { .. } => false,
+        });
+        if key_refused {
+            return Err(PolicyError::ConditionFailed {
+                field: "key".into(),
+            });
         }
         Ok(key)
     }
