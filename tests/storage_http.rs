@@ -454,3 +454,64 @@ fn site_server_answers_by_host() {
     let response = site.get_host("keeper.internal", "/");
     assert!(response.json::<Value>().unwrap()["data"].is_object());
 }
+
+/// `keeper serve` with no storage settings: the local store beside the SQLite file, the site
+/// server under `/docs`, and the upload endpoint accepting forms signed with keeper's key.
+#[test]
+fn keeper_serve_wires_the_local_store_the_site_server_and_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keeper"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("KEEPER_BIND", format!("127.0.0.1:{port}"))
+        .env("KEEPER_SECRET_KEY", SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while client().get(format!("{base}/health/live")).send().is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("keeper serve exited: {status}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "keeper serve did not answer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _guard = Kill(child);
+
+    let form = presign_post(
+        &format!("{base}{UPLOAD_PATH}"),
+        None,
+        &prefix_request("demo/v/__main/", 1024),
+        &credentials(),
+        Utc::now(),
+    );
+    let response = post(&form, Some("text/html"), "index.html", b"<h1>served</h1>");
+    assert_eq!(response.status(), 204);
+    assert!(dir
+        .path()
+        .join("keeper-data/objects/demo/v/__main/index.html%")
+        .exists());
+    let response = client().get(format!("{base}/docs/demo/")).send().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "surrogate-key"), "buildkey");
+    assert_eq!(response.text().unwrap(), "<h1>served</h1>");
+}

@@ -23,6 +23,8 @@ use crate::storage::{ObjectStore, StorageError};
 pub const UPLOAD_PATH: &str = "/uploads/";
 /// Largest non-file field.
 const MAX_FIELD_BYTES: usize = 64 * 1024;
+/// Most fields before the file (a real form has about a dozen).
+const MAX_FIELDS: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct UploadEndpoint {
@@ -76,9 +78,16 @@ pub async fn upload(
     mut payload: Multipart,
 ) -> ApiResult<HttpResponse> {
     let mut form = PostForm::new();
+    let mut fields = 0;
     while let Some(mut field) = payload.try_next().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_owned();
         if !name.eq_ignore_ascii_case("file") {
+            fields += 1;
+            if fields > MAX_FIELDS {
+                return Err(ApiError::bad_request(format!(
+                    "The form has more than {MAX_FIELDS} fields."
+                )));
+            }
             let value = read_part(&mut field, MAX_FIELD_BYTES as u64)
                 .await?
                 .ok_or_else(|| ApiError::bad_request(format!("The field {name:?} is too long.")))?;
