@@ -24,14 +24,37 @@ pub struct S3TestServer {
     _dir: tempfile::TempDir,
 }
 
+/// A public-read bucket: anonymous `GetObject` and `HeadObject` are allowed (as a CDN in front of
+/// the bucket reads it); everything else needs a valid signature.
+struct PublicRead;
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for PublicRead {
+    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
+        if cx.credentials().is_some() || matches!(cx.s3_op().name(), "GetObject" | "HeadObject") {
+            Ok(())
+        } else {
+            Err(s3s::s3_error!(AccessDenied, "Signature is required"))
+        }
+    }
+}
+
 impl S3TestServer {
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// `public_read`: anonymous reads allowed, as for a bucket served through a CDN.
+    pub async fn start_with(public_read: bool) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         // s3s-fs: each directory under the root is a bucket.
         std::fs::create_dir(dir.path().join(BUCKET)).expect("bucket directory");
         let fs = s3s_fs::FileSystem::new(dir.path()).expect("s3s-fs");
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        if public_read {
+            builder.set_access(PublicRead);
+        }
         let service = builder.build();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
