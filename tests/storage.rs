@@ -457,12 +457,23 @@ async fn local_writes_are_atomic() {
         })
     };
     let mut reads = 0;
+    // Each version's ETag, as reads report it: a head paired with another version's body would
+    // show one version with two ETags.
+    let mut etags = std::collections::HashMap::new();
     while !writer.is_finished() || reads == 0 {
-        let body = store.get("p/big.bin").await.unwrap().bytes().await.unwrap();
+        let object = store.get("p/big.bin").await.unwrap();
+        let etag = object.head.summary.etag.clone().unwrap();
+        assert_eq!(object.head.summary.size, 512 * 1024);
+        let body = object.bytes().await.unwrap();
         assert_eq!(body.len(), 512 * 1024);
         assert!(
             body.iter().all(|byte| *byte == body[0]),
             "a read mixed two versions"
+        );
+        assert_eq!(
+            etags.entry(body[0]).or_insert_with(|| etag.clone()),
+            &etag,
+            "a head and a body of different versions"
         );
         reads += 1;
     }

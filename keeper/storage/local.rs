@@ -5,9 +5,13 @@
 //!   and the object's own file name ends in a lone `%`, so the object `guide` (a directory
 //!   redirect) and the objects under `guide/` live side by side as the file `guide%` and the
 //!   directory `guide`, as they do in a bucket.
-//! - `meta/<key>%`: a JSON sidecar with the object's headers, user metadata, size and ETag.
+//! - `meta/<key>%`: a JSON sidecar with the object's headers, user metadata, size and ETag, and
+//!   the inode of the data file it describes.
 //! - `tmp/`: every write goes to a temporary file here first and is renamed into place, so a
-//!   reader sees the old or the new object, never a part.
+//!   reader sees the old or the new object, never a part. A write installs the sidecar first
+//!   (keeping the description of the data file it replaces beside the new one), then the data;
+//!   a reader opens the data file and takes the description with its inode, so the headers and
+//!   the bytes it serves are always of the same version.
 //!
 //! Keys are checked by [`validate_key`] first: nothing can name a path outside the root.
 //! Listing walks the tree depth first in key order, holding one directory's entries per level, so
@@ -43,10 +47,20 @@ struct Inner {
     page_size: usize,
 }
 
+/// The sidecar file: the object's description, and while a write is between its two renames,
+/// also the description of the data file it replaces.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SidecarFile {
+    versions: Vec<Sidecar>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Sidecar {
     etag: String,
     size: u64,
+    /// The inode of the data file this version describes (0: unknown).
+    #[serde(default)]
+    inode: u64,
     #[serde(flatten)]
     headers: ObjectHeaders,
 }
@@ -140,6 +154,22 @@ fn io_error<'a>(
     }
 }
 
+#[cfg(unix)]
+fn inode(metadata: &fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(metadata)
+}
+
+#[cfg(not(unix))]
+fn inode(_metadata: &fs::Metadata) -> u64 {
+    0
+}
+
+fn temp_inode(path: &Path) -> u64 {
+    fs::metadata(path)
+        .map(|metadata| inode(&metadata))
+        .unwrap_or(0)
+}
+
 fn etag_of(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     format!("\"{}\"", hex::encode(&digest[..16]))
@@ -160,19 +190,57 @@ impl Inner {
             .join(uuid::Uuid::new_v4().simple().to_string())
     }
 
-    fn read_sidecar(&self, key: &str) -> Result<Sidecar, StorageError> {
+    /// The sidecar's versions, newest first (the object's, and during a write the one before).
+    fn read_sidecars(&self, key: &str) -> Result<Vec<Sidecar>, StorageError> {
         let raw = fs::read(self.meta_path(key)).map_err(io_error("head", key))?;
-        serde_json::from_slice(&raw).map_err(|err| StorageError::Io {
+        let file: SidecarFile = serde_json::from_slice(&raw).map_err(|err| StorageError::Io {
             operation: "head",
             key: key.to_owned(),
             source: io::Error::new(io::ErrorKind::InvalidData, err),
-        })
+        })?;
+        Ok(file.versions)
+    }
+
+    /// Opens the object's data file and finds the sidecar version that describes it (by inode).
+    fn open_consistent(
+        &self,
+        operation: &'static str,
+        key: &str,
+    ) -> Result<(fs::File, fs::Metadata, Sidecar), StorageError> {
+        let mut attempts = 0;
+        loop {
+            let file = fs::File::open(self.data_path(key)).map_err(io_error(operation, key))?;
+            let data = file.metadata().map_err(io_error(operation, key))?;
+            let mut versions = self.read_sidecars(key)?;
+            let found = versions
+                .iter()
+                .position(|sidecar| sidecar.inode == inode(&data) || sidecar.inode == 0);
+            match found {
+                Some(index) => return Ok((file, data, versions.swap_remove(index))),
+                // Only when writers of the same key race, or a write died between its renames:
+                // read again for a while, then serve the newest description.
+                None if attempts >= 100 || versions.is_empty() => {
+                    let newest = versions
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| io_error(operation, key)(io::ErrorKind::NotFound.into()))?;
+                    return Ok((file, data, newest));
+                }
+                None => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        }
     }
 
     fn head(&self, key: &str) -> Result<ObjectHead, StorageError> {
-        let data = fs::metadata(self.data_path(key)).map_err(io_error("head", key))?;
-        let sidecar = self.read_sidecar(key)?;
-        Ok(ObjectHead {
+        let (_, data, sidecar) = self.open_consistent("head", key)?;
+        Ok(Self::head_of(key, &data, sidecar))
+    }
+
+    fn head_of(key: &str, data: &fs::Metadata, sidecar: Sidecar) -> ObjectHead {
+        ObjectHead {
             summary: ObjectSummary {
                 key: key.to_owned(),
                 size: data.len(),
@@ -180,7 +248,7 @@ impl Inner {
                 last_modified: data.modified().ok().map(DateTime::<Utc>::from),
             },
             headers: sidecar.headers,
-        })
+        }
     }
 
     /// Writes bytes to a fresh temporary file and returns its path.
@@ -220,7 +288,23 @@ impl Inner {
         data_temp: &Path,
         sidecar: &Sidecar,
     ) -> Result<(), StorageError> {
-        let meta = serde_json::to_vec(sidecar).map_err(|err| StorageError::Io {
+        // Keep the description of the data file in place now: a reader that opens it between
+        // the two renames below still finds it.
+        let current = fs::metadata(self.data_path(key))
+            .ok()
+            .map(|data| inode(&data));
+        let previous = match current {
+            Some(current) => self
+                .read_sidecars(key)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|version| version.inode == current),
+            None => None,
+        };
+        let file = SidecarFile {
+            versions: std::iter::once(sidecar.clone()).chain(previous).collect(),
+        };
+        let meta = serde_json::to_vec(&file).map_err(|err| StorageError::Io {
             operation: "put",
             key: key.to_owned(),
             source: io::Error::other(err),
@@ -244,15 +328,22 @@ impl Inner {
         let sidecar = Sidecar {
             etag: etag_of(body),
             size: body.len() as u64,
+            inode: temp_inode(&temp),
             headers,
         };
         self.put_parts(key, &temp, &sidecar)
     }
 
     fn copy(&self, from: &str, to: &str, overrides: &Metadata) -> Result<(), StorageError> {
-        let mut sidecar = self.read_sidecar(from)?;
+        let (mut source, _, mut sidecar) = self.open_consistent("copy", from)?;
         let temp = self.temp_path();
-        fs::copy(self.data_path(from), &temp).map_err(io_error("copy", from))?;
+        let copied =
+            fs::File::create(&temp).and_then(|mut target| io::copy(&mut source, &mut target));
+        if let Err(err) = copied {
+            let _ = fs::remove_file(&temp);
+            return Err(io_error("copy", from)(err));
+        }
+        sidecar.inode = temp_inode(&temp);
         for (name, value) in overrides {
             sidecar
                 .headers
@@ -446,11 +537,9 @@ impl ObjectStore for LocalStore {
         let owned = key.to_owned();
         let (head, file) = self
             .blocking("get", key, move |inner| {
-                // Open first: the open file stays readable even if it is replaced meanwhile.
-                let file =
-                    fs::File::open(inner.data_path(&owned)).map_err(io_error("get", &owned))?;
-                let head = inner.head(&owned)?;
-                Ok((head, file))
+                // The open file stays readable even if the object is replaced meanwhile.
+                let (file, data, sidecar) = inner.open_consistent("get", &owned)?;
+                Ok((Inner::head_of(&owned, &data, sidecar), file))
             })
             .await?;
         let key = key.to_owned();
