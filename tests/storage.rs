@@ -620,3 +620,33 @@ async fn s3_server_checks_signatures() {
     assert!(message.contains("a/b"));
     assert!(!message.contains(storage_support::SECRET_KEY));
 }
+
+/// Without static credentials the S3 store uses the default AWS chain (here: the environment),
+/// for requests and for signing forms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_default_credential_chain() {
+    let server = S3TestServer::start().await;
+    // Only this test reads these variables; the other S3 tests pass static credentials.
+    std::env::set_var("AWS_ACCESS_KEY_ID", storage_support::ACCESS_KEY);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", storage_support::SECRET_KEY);
+    let mut settings = server.settings(PAGE_SIZE as i32);
+    settings.access_key_id = None;
+    settings.secret_access_key = None;
+    let store = S3Store::connect(settings).await;
+    store
+        .put(
+            "chain/a",
+            Bytes::from_static(b"x"),
+            &ObjectHeaders::default(),
+        )
+        .await
+        .unwrap();
+    let form = store
+        .presign_post(&upload_request(16), Utc::now())
+        .await
+        .unwrap();
+    assert!(form.fields["x-amz-credential"].starts_with(storage_support::ACCESS_KEY));
+    let response = post_form(&form, Some("demo/builds/7/chain.txt"), "chain.txt", b"ok").await;
+    assert_eq!(response.status(), 204);
+    store.head("demo/builds/7/chain.txt").await.unwrap();
+}

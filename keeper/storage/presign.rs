@@ -484,6 +484,40 @@ mod tests {
     }
 
     #[test]
+    fn the_policy_pins_what_the_form_fixes() {
+        let now = Utc::now();
+        let mut with_acl = request();
+        with_acl.acl = Some("public-read".into());
+        let post = presign_post("http://x", Some("bucket"), &with_acl, &credentials(), now);
+        assert_eq!(post.fields["acl"], "public-read");
+        assert_eq!(post.fields["success_action_status"], "204");
+        assert_eq!(post.fields["x-amz-algorithm"], ALGORITHM);
+        let policy: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(&post.fields["policy"])
+                .unwrap(),
+        )
+        .unwrap();
+        let conditions = policy["conditions"].as_array().unwrap();
+        for expected in [
+            json!({"bucket": "bucket"}),
+            json!(["starts-with", "$key", "demo/builds/1/"]),
+            json!({"Cache-Control": "max-age=31536000"}),
+            json!({"x-amz-meta-surrogate-key": "abc"}),
+            json!({"success_action_status": "204"}),
+            json!({"acl": "public-read"}),
+            json!(["starts-with", "$Content-Type", ""]),
+            json!(["content-length-range", 0, 100]),
+        ] {
+            assert!(
+                conditions.contains(&expected),
+                "{expected} not in {conditions:?}"
+            );
+        }
+        assert!(policy["expiration"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
     fn refusals() {
         let now = Utc::now();
         let good = form(&request(), now);
