@@ -51,10 +51,33 @@ impl AppState {
     }
 }
 
+/// Marks an error response whose own body is meant for readers (the site server's HTML 404
+/// page): the JSON error middleware leaves it as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct KeepBody;
+
 /// Builds the application. Tests add routes to the returned `App` before serving it.
 pub fn app(
     state: AppState,
     max_body_bytes: usize,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    app_with(state, max_body_bytes, |_| {})
+}
+
+/// [`app`], with `services` registered before the API's routes (the site server, which answers
+/// a product's subdomain whatever the path, and the upload endpoint).
+pub fn app_with(
+    state: AppState,
+    max_body_bytes: usize,
+    services: impl FnOnce(&mut web::ServiceConfig),
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -70,6 +93,7 @@ pub fn app(
         .app_data(web::PayloadConfig::new(max_body_bytes))
         .app_data(web::PathConfig::default().error_handler(path_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
+        .configure(services)
         .configure(api::routes)
         .default_service(web::to(unknown_route))
         .wrap(ErrorHandlers::new().default_handler(json_error_body))
@@ -127,7 +151,7 @@ fn json_error_body<B>(response: ServiceResponse<B>) -> actix_web::Result<ErrorHa
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("application/json"));
-    if is_json {
+    if is_json || response.response().extensions().contains::<KeepBody>() {
         return Ok(ErrorHandlerResponse::Response(
             response.map_into_left_body(),
         ));

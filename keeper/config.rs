@@ -134,6 +134,32 @@ pub struct WorkerConfig {
     pub run_in_serve: bool,
 }
 
+/// Where objects (the published sites) are stored.
+#[derive(Debug, Clone)]
+pub enum StorageBackend {
+    /// A directory on this machine (the embedded default).
+    Local { dir: std::path::PathBuf },
+    /// An S3-compatible bucket.
+    S3(crate::storage::s3::S3Settings),
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    /// Largest file keeper's own upload endpoint accepts (local store), in bytes.
+    pub upload_max_bytes: u64,
+    /// Subdomain layout for the site server: `<product>.<root_domain>` serves that product.
+    pub sites_root_domain: Option<String>,
+}
+
+/// Which CDN to purge after a change.
+#[derive(Debug, Clone)]
+pub enum CdnConfig {
+    None,
+    Fastly(crate::cdn::fastly::FastlySettings),
+    Varnish { urls: Vec<Url> },
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database: DatabaseConfig,
@@ -141,6 +167,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub log: LogConfig,
     pub worker: WorkerConfig,
+    pub storage: StorageConfig,
+    pub cdn: CdnConfig,
 }
 
 /// A variable that is set but does not parse.
@@ -308,6 +336,8 @@ impl Config {
         let worker = WorkerConfig {
             run_in_serve: vars.flag("KEEPER_SERVE_RUNS_WORKER", true)?,
         };
+        let storage = storage_config(&vars, &database.url)?;
+        let cdn = cdn_config(&vars)?;
         Ok(Self {
             database,
             http,
@@ -320,7 +350,138 @@ impl Config {
             },
             log,
             worker,
+            storage,
+            cdn,
         })
+    }
+}
+
+/// The default storage directory: `keeper-data` beside the SQLite file (or in the working
+/// directory on PostgreSQL).
+fn default_storage_dir(url: &DatabaseUrl) -> std::path::PathBuf {
+    match url {
+        DatabaseUrl::Sqlite(path) => std::path::Path::new(path)
+            .parent()
+            .map(|parent| parent.join("keeper-data"))
+            .unwrap_or_else(|| "keeper-data".into()),
+        DatabaseUrl::Postgres(_) => "keeper-data".into(),
+    }
+}
+
+fn storage_config<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+    database: &DatabaseUrl,
+) -> Result<StorageConfig, ConfigError> {
+    let backend = match vars
+        .get("KEEPER_STORAGE_BACKEND")
+        .unwrap_or_else(|| "local".into())
+        .trim()
+    {
+        "local" => StorageBackend::Local {
+            dir: vars
+                .get("KEEPER_STORAGE_DIR")
+                .map(|dir| dir.trim().into())
+                .unwrap_or_else(|| default_storage_dir(database)),
+        },
+        "s3" => {
+            let bucket = vars.get("KEEPER_S3_BUCKET").ok_or(ConfigError {
+                variable: "KEEPER_S3_BUCKET",
+                message: "must be set when KEEPER_STORAGE_BACKEND is s3".into(),
+            })?;
+            let endpoint_url = vars.parse("KEEPER_S3_ENDPOINT_URL", None, |raw| {
+                parse_public_url(raw).map(|url| Some(url.as_str().trim_end_matches('/').to_owned()))
+            })?;
+            let access_key_id = vars.get("KEEPER_S3_ACCESS_KEY_ID");
+            let secret_access_key = vars
+                .get("KEEPER_S3_SECRET_ACCESS_KEY")
+                .map(SecretString::from);
+            if access_key_id.is_some() != secret_access_key.is_some() {
+                return Err(ConfigError {
+                    variable: "KEEPER_S3_SECRET_ACCESS_KEY",
+                    message: "set both KEEPER_S3_ACCESS_KEY_ID and KEEPER_S3_SECRET_ACCESS_KEY, \
+                              or neither to use the default credential chain"
+                        .into(),
+                });
+            }
+            StorageBackend::S3(crate::storage::s3::S3Settings {
+                bucket: bucket.trim().to_owned(),
+                region: vars
+                    .get("KEEPER_S3_REGION")
+                    .unwrap_or_else(|| "us-east-1".into())
+                    .trim()
+                    .to_owned(),
+                endpoint_url,
+                path_style: vars.flag("KEEPER_S3_PATH_STYLE", false)?,
+                access_key_id,
+                secret_access_key,
+                page_size: 1000,
+            })
+        }
+        other => {
+            return Err(ConfigError {
+                variable: "KEEPER_STORAGE_BACKEND",
+                message: format!("expected local or s3, got {other:?}"),
+            })
+        }
+    };
+    Ok(StorageConfig {
+        backend,
+        upload_max_bytes: vars.number("KEEPER_UPLOAD_MAX_BYTES", 100 * 1024 * 1024)?,
+        sites_root_domain: vars
+            .get("KEEPER_SITES_ROOT_DOMAIN")
+            .map(|domain| domain.trim().trim_start_matches('.').to_ascii_lowercase()),
+    })
+}
+
+fn cdn_config<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<CdnConfig, ConfigError> {
+    match vars
+        .get("KEEPER_CDN")
+        .unwrap_or_else(|| "none".into())
+        .trim()
+    {
+        "none" => Ok(CdnConfig::None),
+        "fastly" => {
+            let required = |name: &'static str| {
+                vars.get(name).ok_or(ConfigError {
+                    variable: name,
+                    message: "must be set when KEEPER_CDN is fastly".into(),
+                })
+            };
+            Ok(CdnConfig::Fastly(crate::cdn::fastly::FastlySettings {
+                service_id: required("KEEPER_FASTLY_SERVICE_ID")?.trim().to_owned(),
+                api_key: SecretString::from(required("KEEPER_FASTLY_API_KEY")?.trim().to_owned()),
+                api_url: vars.parse(
+                    "KEEPER_FASTLY_API_URL",
+                    Url::parse(crate::cdn::fastly::DEFAULT_API_URL).map_err(|err| ConfigError {
+                        variable: "KEEPER_FASTLY_API_URL",
+                        message: err.to_string(),
+                    })?,
+                    parse_public_url,
+                )?,
+                soft_purge: vars.flag("KEEPER_FASTLY_SOFT_PURGE", false)?,
+                retry: crate::cdn::RetryPolicy::default(),
+            }))
+        }
+        "varnish" => {
+            let urls = vars.parse("KEEPER_VARNISH_URLS", Vec::new(), |raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|url| !url.is_empty())
+                    .map(parse_public_url)
+                    .collect()
+            })?;
+            if urls.is_empty() {
+                return Err(ConfigError {
+                    variable: "KEEPER_VARNISH_URLS",
+                    message: "must list at least one Varnish URL when KEEPER_CDN is varnish".into(),
+                });
+            }
+            Ok(CdnConfig::Varnish { urls })
+        }
+        other => Err(ConfigError {
+            variable: "KEEPER_CDN",
+            message: format!("expected none, fastly or varnish, got {other:?}"),
+        }),
     }
 }
 
@@ -425,6 +586,71 @@ mod tests {
             assert!(!printed.contains(secret), "{secret} leaked into {printed}");
         }
         assert!(printed.contains("postgres://keeper:***@db.internal/keeper"));
+    }
+
+    #[test]
+    fn storage_defaults_beside_the_sqlite_file() {
+        let default = config(&[]).unwrap();
+        assert!(matches!(
+            default.storage.backend,
+            StorageBackend::Local { ref dir } if dir == std::path::Path::new("keeper-data")
+        ));
+        assert!(matches!(default.cdn, CdnConfig::None));
+        let config =
+            config(&[("KEEPER_DATABASE_URL", "sqlite:///var/lib/keeper/k.sqlite3")]).unwrap();
+        assert!(matches!(
+            config.storage.backend,
+            StorageBackend::Local { ref dir } if dir == std::path::Path::new("/var/lib/keeper/keeper-data")
+        ));
+    }
+
+    #[test]
+    fn storage_and_cdn_variables() {
+        let s3 = config(&[
+            ("KEEPER_STORAGE_BACKEND", "s3"),
+            ("KEEPER_S3_BUCKET", "docs"),
+            ("KEEPER_S3_ENDPOINT_URL", "http://127.0.0.1:3900/"),
+            ("KEEPER_S3_PATH_STYLE", "true"),
+            ("KEEPER_S3_ACCESS_KEY_ID", "GKexample"),
+            ("KEEPER_S3_SECRET_ACCESS_KEY", "s3-secret-value"),
+            ("KEEPER_CDN", "fastly"),
+            ("KEEPER_FASTLY_SERVICE_ID", "svc"),
+            ("KEEPER_FASTLY_API_KEY", "fastly-secret-value"),
+        ])
+        .unwrap();
+        let StorageBackend::S3(settings) = &s3.storage.backend else {
+            panic!("not S3: {:?}", s3.storage.backend);
+        };
+        assert_eq!(
+            settings.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:3900")
+        );
+        assert!(settings.path_style);
+        let printed = format!("{s3:?}");
+        for secret in ["s3-secret-value", "fastly-secret-value"] {
+            assert!(!printed.contains(secret), "{secret} leaked into {printed}");
+        }
+        for (vars, variable) in [
+            (vec![("KEEPER_STORAGE_BACKEND", "s3")], "KEEPER_S3_BUCKET"),
+            (
+                vec![("KEEPER_STORAGE_BACKEND", "ftp")],
+                "KEEPER_STORAGE_BACKEND",
+            ),
+            (vec![("KEEPER_CDN", "fastly")], "KEEPER_FASTLY_SERVICE_ID"),
+            (vec![("KEEPER_CDN", "varnish")], "KEEPER_VARNISH_URLS"),
+            (vec![("KEEPER_CDN", "akamai")], "KEEPER_CDN"),
+        ] {
+            assert_eq!(config(&vars).unwrap_err().variable, variable);
+        }
+        let varnish = config(&[
+            ("KEEPER_CDN", "varnish"),
+            (
+                "KEEPER_VARNISH_URLS",
+                "http://127.0.0.1:6081, http://127.0.0.1:6082",
+            ),
+        ])
+        .unwrap();
+        assert!(matches!(varnish.cdn, CdnConfig::Varnish { ref urls } if urls.len() == 2));
     }
 
     #[test]

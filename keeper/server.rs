@@ -2,22 +2,30 @@
 //! settle the signing key and the bootstrap user, build the pool; then serve HTTP.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::HttpServer;
 use anyhow::Context;
 use secrecy::SecretString;
 
-use crate::app::{app, AppState};
+use crate::api::sites::SiteServer;
+use crate::api::uploads::UploadEndpoint;
+use crate::api::StorageServices;
+use crate::app::{app_with, AppState};
 use crate::auth::password::hash_password;
 use crate::auth::session::SessionKeys;
-use crate::config::{Config, HttpConfig};
+use crate::config::{Config, HttpConfig, StorageBackend};
 use crate::db::migrations::{self, GuardOutcome};
 use crate::db::settings::{resolve_secret_key, SecretKeySource};
 use crate::db::users::{ensure_bootstrap_user, BootstrapOutcome};
 use crate::db::{build_pool, DbConnection, DbPool};
 use crate::domain::Username;
 use crate::shutdown::ShutdownSignal;
+use crate::storage::local::LocalStore;
+use crate::storage::presign::SigningCredentials;
+use crate::storage::s3::S3Store;
+use crate::storage::ObjectStore;
 
 /// What start-up produced.
 pub struct Prepared {
@@ -99,10 +107,27 @@ pub fn start_http(
     http: &HttpConfig,
     listener: TcpListener,
 ) -> anyhow::Result<Server> {
+    start_http_with(state, http, listener, None)
+}
+
+/// [`start_http`], with the object-store routes (site server, upload endpoint) when given.
+pub fn start_http_with(
+    state: AppState,
+    http: &HttpConfig,
+    listener: TcpListener,
+    storage: Option<StorageServices>,
+) -> anyhow::Result<Server> {
     let max_body_bytes = http.max_body_bytes;
-    let mut server = HttpServer::new(move || app(state.clone(), max_body_bytes))
-        .disable_signals()
-        .shutdown_timeout(http.shutdown_timeout.as_secs());
+    let mut server = HttpServer::new(move || {
+        let storage = storage.clone();
+        app_with(state.clone(), max_body_bytes, move |config| {
+            if let Some(storage) = &storage {
+                storage.configure(config);
+            }
+        })
+    })
+    .disable_signals()
+    .shutdown_timeout(http.shutdown_timeout.as_secs());
     if let Some(workers) = http.workers {
         server = server.workers(workers);
     }
@@ -112,11 +137,12 @@ pub fn start_http(
 /// `keeper serve`: start-up, then HTTP (and, once it exists, the operations worker) until a signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let prepared = prepare(&config)?;
+    let storage = storage_services(&config, &prepared.secret_key).await?;
     let mut shutdown = ShutdownSignal::install()?;
     let (listener, address) = bind(&config.http)?;
     let state = prepared.app_state(&config, address);
     let public_url = config.http.public_url_for(address);
-    let server = start_http(state, &config.http, listener)?;
+    let server = start_http_with(state, &config.http, listener, Some(storage))?;
     let handle = server.handle();
     tracing::info!(%address, %public_url, "listening on http://{address}");
     if config.worker.run_in_serve {
@@ -133,4 +159,42 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the configured object store.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    Ok(match &config.storage.backend {
+        StorageBackend::Local { dir } => {
+            let store = LocalStore::open(dir)
+                .with_context(|| format!("opening the storage directory {}", dir.display()))?;
+            tracing::info!(dir = %dir.display(), "object store: local directory");
+            Arc::new(store)
+        }
+        StorageBackend::S3(settings) => {
+            tracing::info!(bucket = %settings.bucket, endpoint = ?settings.endpoint_url, "object store: S3");
+            Arc::new(S3Store::connect(settings.clone()).await)
+        }
+    })
+}
+
+/// The site server over the configured store, and, for the local store, keeper's own upload
+/// endpoint with forms signed by `secret_key`.
+pub async fn storage_services(
+    config: &Config,
+    secret_key: &SecretString,
+) -> anyhow::Result<StorageServices> {
+    let store = open_store(config).await?;
+    let uploads =
+        matches!(config.storage.backend, StorageBackend::Local { .. }).then(|| UploadEndpoint {
+            store: store.clone(),
+            credentials: SigningCredentials::keeper(secret_key.clone()),
+            max_bytes: config.storage.upload_max_bytes,
+        });
+    Ok(StorageServices {
+        sites: SiteServer {
+            store,
+            root_domain: config.storage.sites_root_domain.clone(),
+        },
+        uploads,
+    })
 }

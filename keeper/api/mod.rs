@@ -9,8 +9,10 @@ pub mod operations;
 pub mod products;
 pub mod publishing;
 pub mod root;
+pub mod sites;
 pub mod token;
 pub mod tokens;
+pub mod uploads;
 pub mod users;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -92,4 +94,20 @@ async fn redirect_to_slash(request: HttpRequest) -> HttpResponse {
     HttpResponse::PermanentRedirect()
         .insert_header((actix_web::http::header::LOCATION, location))
         .finish()
+}
+
+/// The object-store routes: the site server, and keeper's own upload endpoint (local store).
+#[derive(Debug, Clone)]
+pub struct StorageServices {
+    pub sites: sites::SiteServer,
+    pub uploads: Option<uploads::UploadEndpoint>,
+}
+
+impl StorageServices {
+    pub fn configure(&self, config: &mut web::ServiceConfig) {
+        if let Some(uploads) = &self.uploads {
+            uploads.configure(config);
+        }
+        self.sites.configure(config);
+    }
 }

@@ -1,0 +1,400 @@
+//! The built-in site server: readers with no CDN read the published sites from keeper itself.
+//!
+//! URL rules (DESIGN.md section 4, the same as the Varnish and Fastly configurations):
+//! - path layout, under `/docs`: `/docs/<product>/...` is the default edition
+//!   (`<product>/v/__main/...`), `/docs/<product>/v/<edition>/...` an edition,
+//!   `/docs/<product>/builds/<build>/...` a build;
+//! - subdomain layout, when a root domain is configured: `Host: <product>.<root domain>` serves
+//!   that product's paths from `/`;
+//! - a path ending in `/` serves `index.html`; an empty object with the metadata
+//!   `dir-redirect: true` (or a missing object whose `<key>/index.html` exists) answers a redirect
+//!   to the path plus `/`;
+//! - `Surrogate-Key`, `Cache-Control`, `Content-Encoding` and `Content-Disposition` come from the
+//!   object; `Content-Type` too, else it is guessed from the name; `ETag` and `If-None-Match`
+//!   (304); HEAD; an HTML 404 page.
+//!
+//! Only whole keys are read: no listing, and a path cannot leave its product's prefix (`.`, `..`,
+//! empty, NUL or backslash segments are refused).
+
+use std::sync::Arc;
+
+use actix_web::body::SizedStream;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{guard, web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use percent_encoding::percent_decode_str;
+
+use crate::app::KeepBody;
+use crate::error::ApiError;
+use crate::storage::{ObjectHead, ObjectStore, StorageError};
+
+/// Where the default organization's products are served (path layout).
+pub const PATH_PREFIX: &str = "/docs";
+/// The default edition's slug.
+pub const MAIN_EDITION: &str = "__main";
+
+#[derive(Debug, Clone)]
+pub struct SiteServer {
+    pub store: Arc<dyn ObjectStore>,
+    /// Subdomain layout: `<product>.<root_domain>` (lower case, no leading dot).
+    pub root_domain: Option<String>,
+}
+
+impl SiteServer {
+    /// Registers the site routes. Call it before the API's routes: a request for a product's
+    /// subdomain is answered here whatever its path.
+    pub fn configure(&self, config: &mut web::ServiceConfig) {
+        let data = web::Data::new(self.clone());
+        if let Some(domain) = self.root_domain.clone() {
+            config.service(
+                web::scope("")
+                    .guard(guard::fn_guard(move |ctx| {
+                        product_from_host(host_of(ctx.head()), &domain).is_some()
+                    }))
+                    .app_data(data.clone())
+                    .default_service(web::to(serve_by_host)),
+            );
+        }
+        config.service(
+            web::scope(PATH_PREFIX)
+                .app_data(data)
+                .default_service(web::to(serve_by_path)),
+        );
+    }
+}
+
+fn host_of(head: &actix_web::dev::RequestHead) -> &str {
+    head.headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| head.uri.host())
+        .unwrap_or_default()
+}
+
+/// `demo.example.org[:port]` with root domain `example.org` -> `demo`.
+pub fn product_from_host<'a>(host: &'a str, root_domain: &str) -> Option<&'a str> {
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let product = host
+        .strip_suffix(root_domain)
+        .filter(|_| host.len() > root_domain.len())
+        .and_then(|rest| rest.strip_suffix('.'))?;
+    (!product.is_empty() && !product.contains('.')).then_some(product)
+}
+
+/// What a path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Serve this key; `directory` says the path ended in `/` (the key is its `index.html`).
+    Key {
+        key: String,
+        directory: bool,
+    },
+    /// Redirect to the path plus `/` (an edition or build root named without its slash).
+    AddSlash,
+    NotFound,
+}
+
+/// Maps a product and the rest of a path (percent-encoded, starting with `/` or empty) to a key.
+pub fn resolve(product: &str, rest: &str) -> Target {
+    if !valid_segment(product) {
+        return Target::NotFound;
+    }
+    if rest.is_empty() {
+        return Target::AddSlash;
+    }
+    let Some(rest) = rest.strip_prefix('/') else {
+        return Target::NotFound;
+    };
+    let raw: Vec<&str> = rest.split('/').collect();
+    let mut segments = Vec::with_capacity(raw.len());
+    for (index, segment) in raw.iter().enumerate() {
+        // The last segment may be empty: the path ends in `/`.
+        if segment.is_empty() && index + 1 == raw.len() {
+            segments.push(String::new());
+            continue;
+        }
+        match percent_decode_str(segment).decode_utf8() {
+            Ok(decoded) if valid_segment(&decoded) => segments.push(decoded.into_owned()),
+            _ => return Target::NotFound,
+        }
+    }
+    let (base, tail): (String, &[String]) = match segments.as_slice() {
+        [kind, name, tail @ ..] if (kind == "v" || kind == "builds") && !name.is_empty() => {
+            if tail.is_empty() {
+                return Target::AddSlash;
+            }
+            (format!("{product}/{kind}/{name}"), tail)
+        }
+        [kind, empty] if (kind == "v" || kind == "builds") && empty.is_empty() => {
+            return Target::NotFound
+        }
+        tail => (format!("{product}/v/{MAIN_EDITION}"), tail),
+    };
+    let directory = tail.last().is_some_and(String::is_empty);
+    let mut key = base;
+    for segment in tail {
+        key.push('/');
+        key.push_str(if segment.is_empty() {
+            "index.html"
+        } else {
+            segment
+        });
+    }
+    Target::Key { key, directory }
+}
+
+fn valid_segment(segment: &str) -> bool {
+    !segment.is_empty() && segment != "." && segment != ".." && !segment.contains(['/', '\\', '\0'])
+}
+
+async fn serve_by_path(req: HttpRequest, site: web::Data<SiteServer>) -> HttpResponse {
+    let path = req.path();
+    let after = path.strip_prefix(PATH_PREFIX).unwrap_or_default();
+    let Some(after) = after.strip_prefix('/') else {
+        return not_found();
+    };
+    let (product, rest) = match after.split_once('/') {
+        Some((product, rest)) => (product, format!("/{rest}")),
+        None => (after, String::new()),
+    };
+    let product = percent_decode_str(product).decode_utf8_lossy().into_owned();
+    serve(&req, &site, &product, &rest).await
+}
+
+async fn serve_by_host(req: HttpRequest, site: web::Data<SiteServer>) -> HttpResponse {
+    let Some(domain) = site.root_domain.as_deref() else {
+        return not_found();
+    };
+    let Some(product) = product_from_host(host_of(req.head()), domain).map(str::to_owned) else {
+        return not_found();
+    };
+    serve(&req, &site, &product, req.path()).await
+}
+
+async fn serve(req: &HttpRequest, site: &SiteServer, product: &str, rest: &str) -> HttpResponse {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut response = actix_web::ResponseError::error_response(&ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "{} is not allowed on a published page; use GET or HEAD.",
+                req.method()
+            ),
+        ));
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let (key, directory) = match resolve(product, rest) {
+        Target::Key { key, directory } => (key, directory),
+        Target::AddSlash => return redirect_with_slash(req),
+        Target::NotFound => return not_found(),
+    };
+    let head = match site.store.head(&key).await {
+        Ok(head) => head,
+        Err(StorageError::NotFound { .. } | StorageError::InvalidKey { .. }) => {
+            // A directory named without its slash, with no redirect object: redirect if it has
+            // an index page.
+            if !directory && site.store.head(&format!("{key}/index.html")).await.is_ok() {
+                return redirect_with_slash(req);
+            }
+            return not_found();
+        }
+        Err(err) => return unavailable(err),
+    };
+    if !directory
+        && head.summary.size == 0
+        && head
+            .headers
+            .metadata
+            .get("dir-redirect")
+            .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+    {
+        return redirect_with_slash(req);
+    }
+    let mut response = HttpResponse::Ok();
+    object_headers(&mut response, &key, &head);
+    if let (Some(etag), Some(wanted)) =
+        (&head.summary.etag, req.headers().get(header::IF_NONE_MATCH))
+    {
+        if etag_matches(wanted.to_str().unwrap_or_default(), etag) {
+            response.status(StatusCode::NOT_MODIFIED);
+            return response.finish();
+        }
+    }
+    if req.method() == Method::HEAD {
+        return response.body(SizedStream::new(
+            head.summary.size,
+            futures::stream::empty::<Result<bytes::Bytes, StorageError>>(),
+        ));
+    }
+    match site.store.get(&key).await {
+        Ok(object) => response.body(SizedStream::new(object.head.summary.size, object.body)),
+        Err(StorageError::NotFound { .. }) => not_found(),
+        Err(err) => unavailable(err),
+    }
+}
+
+fn object_headers(response: &mut HttpResponseBuilder, key: &str, head: &ObjectHead) {
+    let headers = &head.headers;
+    let content_type = headers
+        .content_type
+        .clone()
+        .filter(|value| !value.is_empty())
+        .unwrap_or_else(|| {
+            mime_guess::from_path(key)
+                .first_or_octet_stream()
+                .essence_str()
+                .to_owned()
+        });
+    let content_type = if content_type.starts_with("text/") && !content_type.contains("charset") {
+        format!("{content_type}; charset=utf-8")
+    } else {
+        content_type
+    };
+    response.insert_header((header::CONTENT_TYPE, content_type));
+    for (name, value) in [
+        (header::CACHE_CONTROL, &headers.cache_control),
+        (header::CONTENT_ENCODING, &headers.content_encoding),
+        (header::CONTENT_DISPOSITION, &headers.content_disposition),
+        (header::ETAG, &head.summary.etag),
+    ] {
+        if let Some(value) = value {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                response.insert_header((name, value));
+            }
+        }
+    }
+    if let Some(keys) = headers.metadata.get("surrogate-key") {
+        if let Ok(value) = HeaderValue::from_str(keys) {
+            response.insert_header(("Surrogate-Key", value));
+        }
+    }
+    if let Some(modified) = head.summary.last_modified {
+        response.insert_header((
+            header::LAST_MODIFIED,
+            modified.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+        ));
+    }
+}
+
+/// `If-None-Match`: `*`, or a list of (possibly weak) ETags.
+fn etag_matches(header: &str, etag: &str) -> bool {
+    let bare = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    header.trim() == "*"
+        || header
+            .split(',')
+            .any(|candidate| bare(candidate) == bare(etag))
+}
+
+fn redirect_with_slash(req: &HttpRequest) -> HttpResponse {
+    let location = match req.query_string() {
+        "" => format!("{}/", req.path()),
+        query => format!("{}/?{query}", req.path()),
+    };
+    HttpResponse::MovedPermanently()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+const NOT_FOUND_PAGE: &str = "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
+<title>Page not found</title></head>\n<body>\n<h1>Page not found</h1>\n<p>There is no page at this \
+address. It may have moved, or the edition or build may not exist.</p>\n</body>\n</html>\n";
+
+/// The HTML 404 page (kept as HTML by the JSON error middleware).
+fn not_found() -> HttpResponse {
+    let mut response = HttpResponse::NotFound()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(NOT_FOUND_PAGE);
+    response.extensions_mut().insert(KeepBody);
+    response
+}
+
+fn unavailable(err: StorageError) -> HttpResponse {
+    tracing::error!(error = %err, "the site server could not read the object store");
+    actix_web::ResponseError::error_response(&ApiError::unavailable(
+        "The object store does not answer; retry shortly.",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(key: &str, directory: bool) -> Target {
+        Target::Key {
+            key: key.into(),
+            directory,
+        }
+    }
+
+    #[test]
+    fn paths_map_to_keys() {
+        assert_eq!(resolve("demo", ""), Target::AddSlash);
+        assert_eq!(resolve("demo", "/"), key("demo/v/__main/index.html", true));
+        assert_eq!(
+            resolve("demo", "/a/b.html"),
+            key("demo/v/__main/a/b.html", false)
+        );
+        assert_eq!(resolve("demo", "/guide"), key("demo/v/__main/guide", false));
+        assert_eq!(resolve("demo", "/v/v1"), Target::AddSlash);
+        assert_eq!(resolve("demo", "/v/v1/"), key("demo/v/v1/index.html", true));
+        assert_eq!(
+            resolve("demo", "/v/v1/x/"),
+            key("demo/v/v1/x/index.html", true)
+        );
+        assert_eq!(
+            resolve("demo", "/builds/3/a.css"),
+            key("demo/builds/3/a.css", false)
+        );
+        assert_eq!(resolve("demo", "/v/"), Target::NotFound);
+        assert_eq!(
+            resolve("demo", "/a%20b.html"),
+            key("demo/v/__main/a b.html", false)
+        );
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        for rest in [
+            "/../other/v/__main/secret",
+            "/%2e%2e/x",
+            "/a/%2F/b",
+            "/a%5cb",
+            "/a%00b",
+            "/a//b",
+            "/v/../../x",
+            "/./a",
+        ] {
+            assert_eq!(resolve("demo", rest), Target::NotFound, "{rest}");
+        }
+        assert_eq!(resolve("..", "/x"), Target::NotFound);
+    }
+
+    #[test]
+    fn hosts_name_products() {
+        assert_eq!(
+            product_from_host("demo.example.org", "example.org"),
+            Some("demo")
+        );
+        assert_eq!(
+            product_from_host("demo.example.org:8080", "example.org"),
+            Some("demo")
+        );
+        assert_eq!(product_from_host("example.org", "example.org"), None);
+        assert_eq!(product_from_host("a.b.example.org", "example.org"), None);
+        assert_eq!(product_from_host("demoexample.org", "example.org"), None);
+    }
+
+    #[test]
+    fn etags_match_lists_and_weak_tags() {
+        assert!(etag_matches("\"a\", \"b\"", "\"b\""));
+        assert!(etag_matches("W/\"b\"", "\"b\""));
+        assert!(etag_matches("*", "\"b\""));
+        assert!(!etag_matches("\"c\"", "\"b\""));
+    }
+}

@@ -1,0 +1,376 @@
+//! End to end: a real Varnish (`varnishd` with the xkey vmod, Debian packages `varnish` and
+//! `varnish-modules`, which `./scripts/test` installs) running `deploy/cdn/varnish.vcl` on a
+//! loopback port in front of keeper's site server. A page is cached; a purge of its surrogate
+//! key through `VarnishPurger` makes the next request a miss that returns the new content.
+
+mod common;
+mod storage_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{client, TestBackend, TestDatabase, TestServer};
+use keeper::api::sites::SiteServer;
+use keeper::api::StorageServices;
+use keeper::cdn::varnish::VarnishPurger;
+use keeper::cdn::Purger;
+use keeper::storage::local::LocalStore;
+use keeper::storage::{Metadata, ObjectHeaders, ObjectStore};
+
+const VCL: &str = include_str!("../deploy/cdn/varnish.vcl");
+
+fn varnishd() -> PathBuf {
+    for candidate in ["/usr/sbin/varnishd", "/usr/local/sbin/varnishd"] {
+        if Path::new(candidate).exists() {
+            return candidate.into();
+        }
+    }
+    panic!(
+        "varnishd is not installed: run ./scripts/test, which installs the Debian packages \
+         varnish and varnish-modules, or install them with apt-get"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `varnishd -F` as this test's child, in its own working directory; stopped on drop.
+struct Varnish {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Varnish {
+    fn start(vcl: String) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let vcl_path = dir.path().join("keeper.vcl");
+        std::fs::write(&vcl_path, vcl).unwrap();
+        let log = std::fs::File::create(dir.path().join("varnishd.log")).unwrap();
+        let port = free_port();
+        // `-j none`: no privilege separation, so that it also runs as root in CI containers.
+        let child = Command::new(varnishd())
+            .arg("-F")
+            .args(["-j", "none"])
+            .arg("-n")
+            .arg(dir.path().join("work"))
+            .args(["-a", &format!("127.0.0.1:{port}")])
+            .args(["-T", "none"])
+            .arg("-f")
+            .arg(&vcl_path)
+            .args(["-s", "malloc,32m"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start varnishd");
+        let mut varnish = Self { child, port, dir };
+        varnish.wait_until_ready();
+        varnish
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("varnishd.log")).unwrap_or_default()
+    }
+
+    /// Polls until Varnish answers HTTP, within a deadline.
+    fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let probe = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("varnishd exited with {status}:\n{}", self.log());
+            }
+            if probe.get(self.url("/health")).send().is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "varnishd did not answer within a minute:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Varnish {
+    fn drop(&mut self) {
+        // SIGTERM lets the manager stop its worker process; SIGKILL if it does not in time.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn page(body: &'static str, surrogate_key: &str) -> (Bytes, ObjectHeaders) {
+    (
+        Bytes::from_static(body.as_bytes()),
+        ObjectHeaders {
+            content_type: Some("text/html".into()),
+            cache_control: Some("max-age=31536000".into()),
+            metadata: Metadata::from([("surrogate-key".into(), surrogate_key.into())]),
+            ..ObjectHeaders::default()
+        },
+    )
+}
+
+fn get(varnish: &Varnish, path: &str) -> reqwest::blocking::Response {
+    client()
+        .get(varnish.url(path))
+        .header("Host", "demo.example.org")
+        .send()
+        .unwrap()
+}
+
+struct Fetched {
+    cache: String,
+    body: String,
+}
+
+fn fetch(varnish: &Varnish, path: &str) -> Fetched {
+    let response = get(varnish, path);
+    assert_eq!(response.status(), 200, "{path}");
+    let cache = response
+        .headers()
+        .get("x-cache")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        !response.headers().contains_key("xkey"),
+        "internal header leaked"
+    );
+    Fetched {
+        cache,
+        body: response.text().unwrap(),
+    }
+}
+
+#[test]
+fn varnish_caches_pages_until_purged_by_surrogate_key() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LocalStore::open(dir.path().join("store")).unwrap());
+    let put = |key: &str, (body, headers): (Bytes, ObjectHeaders)| {
+        runtime.block_on(store.put(key, body, &headers)).unwrap();
+    };
+    put("demo/v/__main/index.html", page("version 1", "mainkey"));
+    put("demo/v/v2/index.html", page("edition v2", "v2key"));
+
+    let db = TestDatabase::new(TestBackend::Sqlite);
+    let config = db.config(&[]);
+    let prepared = keeper::server::prepare(&config).unwrap();
+    let state = prepared.app_state(&config, config.http.bind);
+    let services = StorageServices {
+        sites: SiteServer {
+            store: store.clone(),
+            root_domain: Some("example.org".into()),
+        },
+        uploads: None,
+    };
+    let site = TestServer::serve(&config, move |max| {
+        let services = services.clone();
+        keeper::app::app_with(state.clone(), max, move |cfg| services.configure(cfg))
+    });
+    let vcl = VCL.replace(
+        ".port = \"8080\";",
+        &format!(".port = \"{}\";", site.address.port()),
+    );
+    assert_ne!(vcl, VCL, "the VCL's backend port was not found");
+    let varnish = Varnish::start(vcl);
+
+    let first = fetch(&varnish, "/");
+    assert_eq!(
+        (first.cache.as_str(), first.body.as_str()),
+        ("MISS", "version 1")
+    );
+    let second = fetch(&varnish, "/");
+    assert_eq!(
+        (second.cache.as_str(), second.body.as_str()),
+        ("HIT", "version 1")
+    );
+    fetch(&varnish, "/v/v2/");
+    assert_eq!(fetch(&varnish, "/v/v2/").cache, "HIT");
+
+    // New content behind the cache: still the cached page until purged.
+    put("demo/v/__main/index.html", page("version 2", "mainkey"));
+    let stale = fetch(&varnish, "/");
+    assert_eq!(
+        (stale.cache.as_str(), stale.body.as_str()),
+        ("HIT", "version 1")
+    );
+
+    let purger = VarnishPurger::new(vec![varnish.url("/").parse().unwrap()]);
+    runtime.block_on(purger.purge(&["mainkey".into()])).unwrap();
+
+    let fresh = fetch(&varnish, "/");
+    assert_eq!(
+        (fresh.cache.as_str(), fresh.body.as_str()),
+        ("MISS", "version 2")
+    );
+    assert_eq!(fetch(&varnish, "/").cache, "HIT");
+    // Only pages carrying the purged key were evicted.
+    assert_eq!(fetch(&varnish, "/v/v2/").cache, "HIT");
+
+    // A PURGE without keys is refused, and an unknown key is not an error.
+    let response = client()
+        .request(
+            reqwest::Method::from_bytes(b"PURGE").unwrap(),
+            varnish.url("/"),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    runtime
+        .block_on(purger.purge(&["unknownkey".into()]))
+        .unwrap();
+    drop(varnish);
+    drop(site);
+}
+
+/// `deploy/cdn/varnish-s3.vcl` in front of a public-read bucket on the in-process S3 server:
+/// the URL rules (default edition, editions, builds, index.html, redirects), caching, and a purge
+/// by the `x-amz-meta-surrogate-key` the objects carry.
+#[test]
+fn varnish_in_front_of_a_bucket_applies_the_url_rules() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(storage_support::S3TestServer::start_with(true));
+    let store = runtime.block_on(server.store(1000));
+    let put = |key: &str, (body, headers): (Bytes, ObjectHeaders)| {
+        runtime.block_on(store.put(key, body, &headers)).unwrap();
+    };
+    put("demo/v/__main/index.html", page("main edition", "mainkey"));
+    put("demo/v/__main/page.html", page("a page", "mainkey"));
+    put("demo/v/v1/index.html", page("edition v1", "v1key"));
+    put("demo/builds/3/index.html", page("build 3", "build3key"));
+    // s3s-fs cannot hold `guide` beside `guide/...` (its limit): the redirect object alone.
+    put(
+        "demo/v/__main/guide",
+        (
+            Bytes::new(),
+            ObjectHeaders {
+                metadata: Metadata::from([
+                    ("dir-redirect".into(), "true".into()),
+                    ("surrogate-key".into(), "mainkey".into()),
+                ]),
+                ..ObjectHeaders::default()
+            },
+        ),
+    );
+
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/cdn/varnish-s3.vcl"),
+    )
+    .unwrap();
+    let endpoint = server.address.to_string();
+    let vcl = source
+        .replace(
+            "\"docs-bucket\"",
+            &format!("\"{}\"", storage_support::BUCKET),
+        )
+        .replace(
+            ".port = \"9000\";",
+            &format!(".port = \"{}\";", server.address.port()),
+        )
+        .replace("\"127.0.0.1:9000\"", &format!("\"{endpoint}\""));
+    let varnish = Varnish::start(vcl);
+
+    let first = fetch(&varnish, "/");
+    assert_eq!(
+        (first.cache.as_str(), first.body.as_str()),
+        ("MISS", "main edition")
+    );
+    assert_eq!(fetch(&varnish, "/").cache, "HIT");
+    assert_eq!(fetch(&varnish, "/page.html").body, "a page");
+    assert_eq!(fetch(&varnish, "/v/v1/").body, "edition v1");
+    assert_eq!(fetch(&varnish, "/builds/3/").body, "build 3");
+    for (path, location) in [
+        ("/v/v1", "/v/v1/"),
+        ("/builds/3", "/builds/3/"),
+        ("/guide", "/guide/"),
+    ] {
+        let response = get(&varnish, path);
+        assert_eq!(response.status(), 301, "{path}");
+        assert_eq!(
+            response.headers()["location"].to_str().unwrap(),
+            location,
+            "{path}"
+        );
+        assert!(!response.headers().contains_key("x-amz-meta-dir-redirect"));
+    }
+    for path in ["/missing.html", "/v/", "/v/nope/"] {
+        assert_eq!(get(&varnish, path).status(), 404, "{path}");
+    }
+
+    put(
+        "demo/v/__main/index.html",
+        page("main edition, rebuilt", "mainkey"),
+    );
+    assert_eq!(fetch(&varnish, "/").body, "main edition");
+    let purger = VarnishPurger::new(vec![varnish.url("/").parse().unwrap()]);
+    runtime.block_on(purger.purge(&["mainkey".into()])).unwrap();
+    let fresh = fetch(&varnish, "/");
+    assert_eq!(
+        (fresh.cache.as_str(), fresh.body.as_str()),
+        ("MISS", "main edition, rebuilt")
+    );
+    assert_eq!(fetch(&varnish, "/v/v1/").cache, "HIT");
+    drop(varnish);
+    drop(server);
+}
+
+/// Both VCLs compile, the S3-fronting one included (its URL rules are the site server's, tested
+/// above and in `storage_http`).
+#[test]
+fn both_vcls_compile() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["varnish.vcl", "varnish-s3.vcl"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/cdn")
+            .join(file);
+        let output = Command::new(varnishd())
+            .arg("-C")
+            .arg("-f")
+            .arg(&path)
+            .arg("-n")
+            .arg(dir.path().join(file))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{file} does not compile:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
