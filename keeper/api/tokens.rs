@@ -77,7 +77,7 @@ fn token_info(state: &AppState, token: &ApiToken) -> TokenInfo {
 fn require_session(identity: &Identity) -> ApiResult<()> {
     if identity.api_token_id.is_some() {
         return Err(ApiError::forbidden(
-            "API tokens cannot create or list tokens; log in as the user.",
+            "API tokens cannot manage tokens; log in as the user.",
         ));
     }
     Ok(())
@@ -191,6 +191,7 @@ pub async fn revoke(
     id: web::Path<i64>,
 ) -> ApiResult<web::Json<TokenInfo>> {
     let identity = authenticate(&state, &credentials).await?;
+    require_session(&identity)?;
     let id = id.into_inner();
     let token = pool::run(&state.pool, move |conn| {
         let token = tokens::find_token(conn, id)

@@ -1,0 +1,370 @@
+//! The authorization matrix: every route that needs credentials, against anonymous callers, each
+//! single permission, an administrator, an expired token, a revoked API token and a token scoped
+//! to another product. Every cell has its expected status, and a 401/403 writes nothing.
+
+mod common;
+
+use common::api::{Api, SECRET_KEY};
+use common::TestBackend;
+use keeper::auth::session::SessionKeys;
+use keeper::auth::Permissions;
+use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+/// What a route requires.
+#[derive(Clone, Copy)]
+enum Needs {
+    /// These permissions on the product `demo` (tokens scoped elsewhere are refused).
+    OnProduct(Permissions),
+    /// These permissions, with a token not limited to some products.
+    Unscoped(Permissions),
+    /// Any user's own session (API tokens cannot manage tokens).
+    Session,
+    /// A session revoking its own token, or admin_user for someone else's.
+    OwnTokenOrAdminUser,
+}
+
+struct Route {
+    method: Method,
+    /// Builds the request (creating what it targets, as the administrator): path and body.
+    prepare: fn(&Fixture, usize) -> (String, Option<Value>),
+    needs: Needs,
+    success: u16,
+}
+
+struct Caller {
+    name: &'static str,
+    token: Option<String>,
+    kind: CallerKind,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum CallerKind {
+    Anonymous,
+    Invalid,
+    User(Permissions),
+    ScopedElsewhere,
+}
+
+struct Fixture {
+    api: Api,
+    admin: String,
+}
+
+impl Fixture {
+    fn build(&self) -> String {
+        let reply = self.api.post(
+            "/products/demo/builds/",
+            &self.admin,
+            json!({"git_refs": ["authz"]}),
+        );
+        assert_eq!(reply.status, 201);
+        reply.body["self_url"].as_str().unwrap().to_owned()
+    }
+
+    fn edition(&self, n: usize) -> String {
+        let reply = self.api.post(
+            "/products/demo/editions/",
+            &self.admin,
+            json!({"slug": format!("e{n}"), "title": "t", "mode": "manual"}),
+        );
+        assert_eq!(reply.status, 201, "{reply:?}");
+        reply.body["self_url"].as_str().unwrap().to_owned()
+    }
+
+    fn victim(&self, n: usize) -> String {
+        let reply = self.api.post("/users/", &self.admin, json!({"username": format!("victim{n}"), "password": "victim password", "permissions": []}));
+        assert_eq!(reply.status, 201);
+        reply.body["self_url"].as_str().unwrap().to_owned()
+    }
+
+    /// A token of the administrator's, to revoke.
+    fn admin_token(&self, n: usize) -> String {
+        let reply = self
+            .api
+            .post("/tokens/", &self.admin, json!({"name": format!("t{n}")}));
+        assert_eq!(reply.status, 201);
+        reply.body["self_url"].as_str().unwrap().to_owned()
+    }
+
+    /// Every row that a request could change, one line each.
+    fn fingerprint(&self) -> Vec<String> {
+        self.api.lines(
+            "SELECT 'p ' || id || ' ' || slug || ' ' || title || ' ' || doc_repo AS line FROM products
+             UNION ALL SELECT 'b ' || id || ' ' || slug || ' ' || CAST(uploaded AS TEXT) || ' ' ||
+                 COALESCE(CAST(date_ended AS TEXT), '-') AS line FROM builds
+             UNION ALL SELECT 'e ' || id || ' ' || slug || ' ' || title || ' ' || tracking_mode || ' ' ||
+                 COALESCE(CAST(date_ended AS TEXT), '-') AS line FROM editions
+             UNION ALL SELECT 'u ' || id || ' ' || username || ' ' || permissions || ' ' || password_hash AS line FROM users
+             UNION ALL SELECT 't ' || id || ' ' || name || ' ' || COALESCE(CAST(date_revoked AS TEXT), '-') AS line FROM api_tokens
+             UNION ALL SELECT 'o ' || id || ' ' || kind || ' ' || state AS line FROM operations
+             ORDER BY line",
+        )
+    }
+}
+
+fn routes() -> Vec<Route> {
+    use Needs::*;
+    vec![
+        Route {
+            method: Method::POST,
+            prepare: |_, n| {
+                (
+                    "/products/".into(),
+                    Some(json!({"slug": format!("new{n}"), "title": "t", "doc_repo": ""})),
+                )
+            },
+            needs: Unscoped(Permissions::ADMIN_PRODUCT),
+            success: 201,
+        },
+        Route {
+            method: Method::PATCH,
+            prepare: |_, n| {
+                (
+                    "/products/demo".into(),
+                    Some(json!({"title": format!("title {n}")})),
+                )
+            },
+            needs: OnProduct(Permissions::ADMIN_PRODUCT),
+            success: 200,
+        },
+        Route {
+            method: Method::POST,
+            prepare: |_, _| {
+                (
+                    "/products/demo/builds/".into(),
+                    Some(json!({"git_refs": ["main"]})),
+                )
+            },
+            needs: OnProduct(Permissions::UPLOAD_BUILD),
+            success: 201,
+        },
+        Route {
+            method: Method::PATCH,
+            prepare: |f, _| (f.build(), Some(json!({"uploaded": true}))),
+            needs: OnProduct(Permissions::UPLOAD_BUILD),
+            success: 200,
+        },
+        Route {
+            method: Method::DELETE,
+            prepare: |f, _| (f.build(), None),
+            needs: OnProduct(Permissions::DEPRECATE_BUILD),
+            success: 200,
+        },
+        Route {
+            method: Method::POST,
+            prepare: |_, n| {
+                (
+                    "/products/demo/editions/".into(),
+                    Some(json!({"slug": format!("n{n}"), "title": "t", "mode": "manual"})),
+                )
+            },
+            needs: OnProduct(Permissions::ADMIN_EDITION),
+            success: 201,
+        },
+        Route {
+            method: Method::PATCH,
+            prepare: |f, n| (f.edition(n), Some(json!({"title": "renamed"}))),
+            needs: OnProduct(Permissions::ADMIN_EDITION),
+            success: 200,
+        },
+        Route {
+            method: Method::DELETE,
+            prepare: |f, n| (f.edition(n), None),
+            needs: OnProduct(Permissions::ADMIN_EDITION),
+            success: 200,
+        },
+        Route {
+            method: Method::GET,
+            prepare: |_, _| ("/users/".into(), None),
+            needs: Unscoped(Permissions::ADMIN_USER),
+            success: 200,
+        },
+        Route {
+            method: Method::POST,
+            prepare: |_, n| {
+                (
+                    "/users/".into(),
+                    Some(
+                        json!({"username": format!("made{n}"), "password": "a long password", "permissions": ["upload_build"]}),
+                    ),
+                )
+            },
+            needs: Unscoped(Permissions::ADMIN_USER),
+            success: 201,
+        },
+        Route {
+            method: Method::GET,
+            prepare: |f, n| (f.victim(n), None),
+            needs: Unscoped(Permissions::ADMIN_USER),
+            success: 200,
+        },
+        Route {
+            method: Method::PATCH,
+            prepare: |f, n| (f.victim(n), Some(json!({"permissions": ["admin_user"]}))),
+            needs: Unscoped(Permissions::ADMIN_USER),
+            success: 200,
+        },
+        Route {
+            method: Method::DELETE,
+            prepare: |f, n| (f.victim(n), None),
+            needs: Unscoped(Permissions::ADMIN_USER),
+            success: 204,
+        },
+        Route {
+            method: Method::POST,
+            prepare: |_, n| ("/tokens/".into(), Some(json!({"name": format!("ci{n}")}))),
+            needs: Session,
+            success: 201,
+        },
+        Route {
+            method: Method::GET,
+            prepare: |_, _| ("/tokens/".into(), None),
+            needs: Session,
+            success: 200,
+        },
+        Route {
+            method: Method::DELETE,
+            prepare: |f, n| (f.admin_token(n), None),
+            needs: OwnTokenOrAdminUser,
+            success: 200,
+        },
+    ]
+}
+
+fn callers(fixture: &Fixture) -> Vec<Caller> {
+    let api = &fixture.api;
+    let mut callers = vec![
+        Caller {
+            name: "anonymous",
+            token: None,
+            kind: CallerKind::Anonymous,
+        },
+        Caller {
+            name: "admin",
+            token: Some(fixture.admin.clone()),
+            kind: CallerKind::User(Permissions::ALL),
+        },
+    ];
+    for (name, permission) in [
+        ("admin_user", Permissions::ADMIN_USER),
+        ("admin_product", Permissions::ADMIN_PRODUCT),
+        ("admin_edition", Permissions::ADMIN_EDITION),
+        ("upload_build", Permissions::UPLOAD_BUILD),
+        ("deprecate_build", Permissions::DEPRECATE_BUILD),
+    ] {
+        let token = api.user(&format!("only-{}", name.replace('_', "-")), permission);
+        callers.push(Caller {
+            name,
+            token: Some(token),
+            kind: CallerKind::User(permission),
+        });
+    }
+    // An expired session of the administrator, signed with the server's own key.
+    let keys = SessionKeys::new(&SecretString::from(SECRET_KEY), 3600);
+    let expired = keys
+        .issue(1, None, chrono::Utc::now().timestamp() - 7200)
+        .unwrap();
+    callers.push(Caller {
+        name: "expired",
+        token: Some(expired),
+        kind: CallerKind::Invalid,
+    });
+    // A revoked API token of the administrator.
+    let revoked = api.post("/tokens/", &fixture.admin, json!({"name": "revoked"}));
+    assert_eq!(
+        api.delete(revoked.body["self_url"].as_str().unwrap(), &fixture.admin)
+            .status,
+        200
+    );
+    callers.push(Caller {
+        name: "revoked",
+        token: Some(revoked.body["token"].as_str().unwrap().to_owned()),
+        kind: CallerKind::Invalid,
+    });
+    // An API token with every permission, limited to the product `other`.
+    let scoped = api.post(
+        "/tokens/",
+        &fixture.admin,
+        json!({"name": "scoped", "products": ["other"]}),
+    );
+    assert_eq!(scoped.status, 201, "{scoped:?}");
+    callers.push(Caller {
+        name: "scoped-to-other",
+        token: Some(scoped.body["token"].as_str().unwrap().to_owned()),
+        kind: CallerKind::ScopedElsewhere,
+    });
+    callers
+}
+
+fn expected(route: &Route, caller: &Caller) -> u16 {
+    let permissions = match caller.kind {
+        CallerKind::Anonymous | CallerKind::Invalid => return 401,
+        CallerKind::ScopedElsewhere => return 403,
+        CallerKind::User(permissions) => permissions,
+    };
+    let allowed = match route.needs {
+        Needs::OnProduct(required) | Needs::Unscoped(required) => permissions.contains(required),
+        Needs::Session => true,
+        // The tokens to revoke belong to the administrator.
+        Needs::OwnTokenOrAdminUser => {
+            permissions == Permissions::ALL || permissions.contains(Permissions::ADMIN_USER)
+        }
+    };
+    if allowed {
+        route.success
+    } else {
+        403
+    }
+}
+
+fn every_cell_has_its_expected_status(backend: TestBackend) {
+    let api = Api::start(backend);
+    let admin = api.user("admin", Permissions::ALL);
+    api.product(&admin, "demo");
+    api.product(&admin, "other");
+    let fixture = Fixture { api, admin };
+    let callers = callers(&fixture);
+    let mut n = 0;
+    let mut failures = Vec::new();
+    for route in routes() {
+        for caller in &callers {
+            n += 1;
+            let (path, body) = (route.prepare)(&fixture, n);
+            let before = fixture.fingerprint();
+            let reply = fixture.api.call(
+                route.method.clone(),
+                &path,
+                caller.token.as_deref(),
+                body.as_ref(),
+            );
+            let want = expected(&route, caller);
+            let path = path.replace(&fixture.api.url(""), "");
+            if reply.status != want {
+                failures.push(format!(
+                    "{} {path} as {}: {} (want {want}) {}",
+                    route.method, caller.name, reply.status, reply.body
+                ));
+            }
+            if matches!(reply.status, 401 | 403) {
+                assert_eq!(reply.body["status"], reply.status, "JSON error shape");
+                if fixture.fingerprint() != before {
+                    failures.push(format!(
+                        "{} {path} as {}: {} but the database changed",
+                        route.method, caller.name, reply.status
+                    ));
+                }
+            }
+        }
+    }
+    assert!(n >= 16 * 10, "the matrix covers {n} cells");
+    assert!(
+        failures.is_empty(),
+        "{} cells wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+on_both_backends!(every_cell_has_its_expected_status);
