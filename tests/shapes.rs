@@ -1,0 +1,146 @@
+//! Response shapes: each resource's JSON has exactly the fields of the wire contract
+//! (`shared/spec/ltd-api.md`), and a snapshot (dates, keys and the server's address redacted)
+//! pins names, types and values. Both backends must produce the same snapshot.
+
+mod common;
+
+use common::api::Api;
+use common::TestBackend;
+use keeper::auth::Permissions;
+use serde_json::{json, Value};
+
+/// The field lists of the spec.
+const PRODUCT_FIELDS: &[&str] = &[
+    "self_url",
+    "slug",
+    "doc_repo",
+    "title",
+    "root_domain",
+    "root_fastly_domain",
+    "domain",
+    "fastly_domain",
+    "bucket_name",
+    "published_url",
+    "surrogate_key",
+];
+const BUILD_FIELDS: &[&str] = &[
+    "self_url",
+    "product_url",
+    "slug",
+    "date_created",
+    "date_ended",
+    "uploaded",
+    "bucket_name",
+    "bucket_root_dir",
+    "git_refs",
+    "github_requester",
+    "published_url",
+    "surrogate_key",
+];
+const EDITION_FIELDS: &[&str] = &[
+    "self_url",
+    "product_url",
+    "build_url",
+    "published_url",
+    "slug",
+    "title",
+    "date_created",
+    "date_rebuilt",
+    "date_ended",
+    "mode",
+    "tracked_refs",
+    "pending_rebuild",
+    "surrogate_key",
+];
+
+fn keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+fn sorted(fields: &[&str]) -> Vec<String> {
+    let mut fields: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+    fields.sort();
+    fields
+}
+
+/// The body with the server's random address replaced, so snapshots are stable.
+fn stable(api: &Api, value: &Value) -> Value {
+    let base = api.url("");
+    let authority = base.trim_start_matches("http://");
+    let text = value
+        .to_string()
+        .replace(&base, "http://keeper.test")
+        .replace(authority, "keeper.test");
+    serde_json::from_str(&text).unwrap()
+}
+
+macro_rules! snapshot {
+    ($name:expr, $value:expr) => {
+        insta::assert_json_snapshot!($name, $value, {
+            ".surrogate_key" => "[surrogate_key]",
+            ".date_created" => "[date]",
+            ".date_updated" => "[date]",
+            ".date_rebuilt" => insta::dynamic_redaction(|value, _| if value.is_nil() { value } else { "[date]".into() }),
+            ".date_ended" => insta::dynamic_redaction(|value, _| if value.is_nil() { value } else { "[date]".into() }),
+            ".date_expires" => insta::dynamic_redaction(|value, _| if value.is_nil() { value } else { "[date]".into() }),
+            ".token" => "[token]",
+        })
+    };
+}
+
+fn responses_have_the_contracts_fields(backend: TestBackend) {
+    let api = Api::start(backend);
+    let admin = api.user("admin", Permissions::ALL);
+
+    let root = api.get("/").body;
+    snapshot!("root", stable(&api, &root));
+
+    let product = api.post("/products/", &admin, json!({"slug": "pipelines", "title": "Science Pipelines", "doc_repo": "https://github.com/lsst/pipelines_lsst_io"})).body;
+    assert_eq!(keys(&product), sorted(PRODUCT_FIELDS));
+    snapshot!("product", stable(&api, &product));
+
+    let build = api
+        .post(
+            "/products/pipelines/builds/",
+            &admin,
+            json!({"git_refs": ["tickets/DM-1234"], "github_requester": "octocat"}),
+        )
+        .body;
+    assert_eq!(keys(&build), sorted(BUILD_FIELDS));
+    snapshot!("build", stable(&api, &build));
+    let confirmed = api
+        .patch(
+            build["self_url"].as_str().unwrap(),
+            &admin,
+            json!({"uploaded": true}),
+        )
+        .body;
+    assert_eq!(confirmed["uploaded"], true);
+
+    let edition = api.get("/editions/2").body;
+    assert_eq!(keys(&edition), sorted(EDITION_FIELDS));
+    snapshot!("edition", stable(&api, &edition));
+
+    snapshot!("product_list", stable(&api, &api.get("/products/").body));
+    snapshot!(
+        "build_list",
+        stable(&api, &api.get("/products/pipelines/builds/").body)
+    );
+    snapshot!(
+        "edition_list",
+        stable(&api, &api.get("/products/pipelines/editions/").body)
+    );
+    snapshot!("operation", stable(&api, &api.get("/operations/1").body));
+
+    let user = api.post("/users/", &admin, json!({"username": "ci", "password": "a long password", "permissions": ["upload_build"]})).body;
+    snapshot!("user", stable(&api, &user));
+    let token = api.post("/tokens/", &admin, json!({"name": "github-actions", "permissions": ["upload_build"], "products": ["pipelines"], "expires_in_days": 30})).body;
+    assert!(token["token"].as_str().unwrap().starts_with("ltdk_"));
+    snapshot!("api_token", stable(&api, &token));
+
+    snapshot!("error", api.get("/products/nothing").body);
+}
+
+on_both_backends!(responses_have_the_contracts_fields);
