@@ -429,7 +429,63 @@ fn operations_are_readable(backend: TestBackend) {
     assert_eq!(api.get("/operations/999").status, 404);
 }
 
+fn users_and_tokens_refuse_harmful_requests(backend: TestBackend) {
+    let api = Api::start(backend);
+    let admin = api.user("admin", Permissions::ALL);
+    // Found by the fuzzer: a huge lifetime overflowed the date arithmetic (a 500).
+    for days in [0, 3651, 4_000_000_000u32] {
+        let reply = api.post(
+            "/tokens/",
+            &admin,
+            json!({"name": "ci", "expires_in_days": days}),
+        );
+        assert_eq!(reply.status, 422, "{days}: {reply:?}");
+    }
+    assert_eq!(
+        api.post(
+            "/tokens/",
+            &admin,
+            json!({"name": "ci", "expires_in_days": 3650})
+        )
+        .status,
+        201
+    );
+    // Found by the fuzzer: an administrator could strip their own permissions and lock out.
+    let reply = api.patch("/users/admin", &admin, json!({"permissions": []}));
+    assert_eq!(reply.status, 409, "{reply:?}");
+    assert_eq!(
+        api.get_with("/users/admin", &admin).body["permissions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(
+        api.patch(
+            "/users/admin",
+            &admin,
+            json!({"password": "a new long password"})
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        api.delete("/users/admin", &admin).status,
+        409,
+        "nobody deletes themselves"
+    );
+    // A token cannot carry permissions its owner lacks.
+    let ci = api.user("ci", Permissions::UPLOAD_BUILD);
+    let reply = api.post(
+        "/tokens/",
+        &ci,
+        json!({"name": "x", "permissions": ["admin_user"]}),
+    );
+    assert_eq!(reply.status, 403, "{reply:?}");
+}
+
 on_both_backends!(
+    users_and_tokens_refuse_harmful_requests,
     products_have_a_default_edition_and_reject_bad_input,
     builds_get_slugs_and_confirmation_queues_rebuilds,
     a_new_git_ref_gets_its_own_edition,

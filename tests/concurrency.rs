@@ -18,11 +18,15 @@ fn race(api: &Arc<Api>, token: &str, body: serde_json::Value) -> Vec<(u16, Strin
     let barrier = Arc::new(Barrier::new(PARALLEL));
     let threads: Vec<_> = (0..PARALLEL)
         .map(|_| {
-            let (api, barrier, token, body) = (api.clone(), barrier.clone(), token.to_owned(), body.clone());
+            let (api, barrier, token, body) =
+                (api.clone(), barrier.clone(), token.to_owned(), body.clone());
             std::thread::spawn(move || {
                 barrier.wait();
                 let reply = api.post("/products/demo/builds/", &token, body);
-                (reply.status, reply.body["slug"].as_str().unwrap_or_default().to_owned())
+                (
+                    reply.status,
+                    reply.body["slug"].as_str().unwrap_or_default().to_owned(),
+                )
             })
         })
         .collect();
@@ -40,7 +44,10 @@ fn the_same_slug_in_parallel_yields_one_row(backend: TestBackend) {
     let created = outcomes.iter().filter(|(status, _)| *status == 201).count();
     let conflicts = outcomes.iter().filter(|(status, _)| *status == 409).count();
     assert_eq!((created, conflicts), (1, PARALLEL - 1), "{outcomes:?}");
-    assert_eq!(api.lines("SELECT slug AS line FROM builds"), vec!["release"]);
+    assert_eq!(
+        api.lines("SELECT slug AS line FROM builds"),
+        vec!["release"]
+    );
 }
 
 fn automatic_slugs_in_parallel_are_distinct(backend: TestBackend) {
@@ -49,8 +56,14 @@ fn automatic_slugs_in_parallel_are_distinct(backend: TestBackend) {
     api.product(&admin, "demo");
     // With admin_edition: each request also tries to create the edition for its new ref.
     let outcomes = race(&api, &admin, json!({"git_refs": ["tickets/DM-42"]}));
-    assert!(outcomes.iter().all(|(status, _)| *status == 201), "{outcomes:?}");
-    let mut slugs: Vec<u32> = outcomes.iter().map(|(_, slug)| slug.parse().unwrap()).collect();
+    assert!(
+        outcomes.iter().all(|(status, _)| *status == 201),
+        "{outcomes:?}"
+    );
+    let mut slugs: Vec<u32> = outcomes
+        .iter()
+        .map(|(_, slug)| slug.parse().unwrap())
+        .collect();
     slugs.sort_unstable();
     assert_eq!(slugs, (1..=PARALLEL as u32).collect::<Vec<_>>());
     assert_eq!(
@@ -60,4 +73,7 @@ fn automatic_slugs_in_parallel_are_distinct(backend: TestBackend) {
     );
 }
 
-on_both_backends!(the_same_slug_in_parallel_yields_one_row, automatic_slugs_in_parallel_are_distinct);
+on_both_backends!(
+    the_same_slug_in_parallel_yields_one_row,
+    automatic_slugs_in_parallel_are_distinct
+);

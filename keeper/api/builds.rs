@@ -45,6 +45,7 @@ pub struct NewBuildRequest {
     pub git_refs: Vec<String>,
     /// Build slug; by default the smallest positive integer not yet used in the product.
     #[serde(default)]
+    #[schema(pattern = r"^[a-zA-Z0-9._-]+$", max_length = 255)]
     pub slug: Option<String>,
     #[serde(default)]
     pub github_requester: Option<String>,

@@ -40,6 +40,7 @@ pub struct EditionListResponse {
 #[serde(deny_unknown_fields)]
 pub struct NewEditionRequest {
     #[serde(default)]
+    #[schema(pattern = r"^[a-zA-Z0-9._-]+$", max_length = 255)]
     pub slug: Option<String>,
     #[serde(default)]
     pub title: Option<String>,
@@ -64,6 +65,7 @@ pub struct EditionPatchRequest {
     pub title: Option<String>,
     /// A new slug moves the edition's objects (a rename operation).
     #[serde(default)]
+    #[schema(pattern = r"^[a-zA-Z0-9._-]+$", max_length = 255)]
     pub slug: Option<String>,
     #[serde(default)]
     pub mode: Option<String>,

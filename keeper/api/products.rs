@@ -26,6 +26,7 @@ pub struct ProductListResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProductRequest {
+    #[schema(pattern = r"^[a-z]+[-a-z0-9]*[a-z0-9]+$", max_length = 64)]
     pub slug: String,
     pub doc_repo: String,
     pub title: String,

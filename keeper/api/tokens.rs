@@ -17,6 +17,9 @@ use crate::db::products::find_product;
 use crate::db::{pool, tokens, DbConnection};
 use crate::error::{ApiError, ApiResult};
 
+/// The longest lifetime a token may be given: ten years.
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTokenRequest {
@@ -28,8 +31,9 @@ pub struct NewTokenRequest {
     /// Product slugs the token is limited to; default every product.
     #[serde(default)]
     pub products: Vec<String>,
-    /// Days until the token expires; default never.
+    /// Days until the token expires (at most ten years); default never.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<u32>,
 }
 
@@ -105,9 +109,17 @@ pub fn create_token(
             ));
         }
     }
-    let expires = request
-        .expires_in_days
-        .map(|days| now() + chrono::TimeDelta::days(i64::from(days)));
+    let expires = match request.expires_in_days {
+        None => None,
+        Some(days @ 1..=MAX_TOKEN_DAYS) => {
+            now().checked_add_signed(chrono::TimeDelta::days(i64::from(days)))
+        }
+        Some(_) => {
+            return Err(ApiError::unprocessable(format!(
+                "expires_in_days must be between 1 and {MAX_TOKEN_DAYS}."
+            )))
+        }
+    };
     let (secret, hash) = generate_api_token();
     conn.write_transaction(|conn| {
         let organization = find_organization_by_slug(conn, DEFAULT_ORGANIZATION)?;

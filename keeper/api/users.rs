@@ -35,6 +35,7 @@ pub struct UserListResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserRequest {
+    #[schema(pattern = r"^[A-Za-z0-9_.@+-]{1,64}$")]
     pub username: String,
     /// At least 8 characters.
     pub password: String,
@@ -162,16 +163,16 @@ pub async fn patch(
 ) -> ApiResult<web::Json<UserResponse>> {
     let identity = authenticate(&state, &credentials).await?;
     let username = username.into_inner();
-    let request: UserPatchRequest;
-    if identity.username == username && identity.api_token_id.is_none() {
-        // Users may change their own password, not their own permissions.
-        request = parse_json(&body)?;
-        if request.permissions.is_some() {
-            identity.require_unscoped(Permissions::ADMIN_USER)?;
-        }
-    } else {
+    let own = identity.username == username;
+    if !own || identity.api_token_id.is_some() {
         identity.require_unscoped(Permissions::ADMIN_USER)?;
-        request = parse_json(&body)?;
+    }
+    let request: UserPatchRequest = parse_json(&body)?;
+    if own && request.permissions.is_some() {
+        // Nobody changes their own permissions: no accidental lock-out of the last admin.
+        return Err(ApiError::conflict(
+            "You cannot change your own permissions; ask another administrator.",
+        ));
     }
     let permissions = request
         .permissions

@@ -113,6 +113,10 @@ impl Api {
         self.call(Method::GET, path, None, None)
     }
 
+    pub fn get_with(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None)
+    }
+
     pub fn post(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(token), Some(&body))
     }
