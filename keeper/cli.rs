@@ -7,11 +7,12 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
+use crate::api::tokens::{create_token, NewTokenRequest};
 use crate::auth::password::hash_password;
 use crate::auth::Permissions;
 use crate::config::Config;
 use crate::db::migrations;
-use crate::db::users::create_user;
+use crate::db::users::{create_user, find_user};
 use crate::domain::Username;
 use crate::server::{connect, prepare};
 
@@ -41,6 +42,33 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Manage API tokens without the API.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user. The token goes to standard output, once; keeper keeps
+    /// only its hash.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// What the token is for, e.g. github-actions.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated subset of the user's permissions; default all of them.
+        #[arg(long)]
+        permissions: Option<String>,
+        /// Comma-separated product slugs the token is limited to; default every product.
+        #[arg(long, value_delimiter = ',')]
+        products: Vec<String>,
+        /// Days until the token expires; default never.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
 }
 
@@ -100,7 +128,40 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Worker => actix_web::rt::System::new().block_on(crate::worker::run(config)),
         Command::Db { command } => run_db(command, &config),
         Command::User { command } => run_user(command, &config),
+        Command::Token { command } => run_token(command, &config),
     }
+}
+
+fn run_token(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
+    let TokenCommand::Create {
+        username,
+        name,
+        permissions,
+        products,
+        expires_in_days,
+    } = command;
+    let username = Username::parse(&username).map_err(anyhow::Error::msg)?;
+    let mut conn = prepare(config)?
+        .pool
+        .get()
+        .context("connecting to the database")?;
+    let user = find_user(&mut conn, &username)?
+        .ok_or_else(|| anyhow::anyhow!("there is no user named {username}"))?;
+    let request = NewTokenRequest {
+        name,
+        permissions: permissions.map(|list| list.split(',').map(|p| p.trim().to_owned()).collect()),
+        products,
+        expires_in_days,
+    };
+    let owner = Permissions::from_bits(user.permissions).unwrap_or_default();
+    let (token, secret) = create_token(&mut conn, user.id, owner, &request)
+        .map_err(|err| anyhow::anyhow!("{}", err.body().message))?;
+    eprintln!(
+        "created API token {} ({:?}) for {username}; it is shown once, below:",
+        token.id, token.name
+    );
+    println!("{secret}");
+    Ok(())
 }
 
 fn run_db(command: DbCommand, config: &Config) -> anyhow::Result<()> {

@@ -364,3 +364,72 @@ fn user_create_rejects_unknown_permissions() {
         "lists the valid names: {stderr}"
     );
 }
+
+#[test]
+fn token_create_prints_a_working_token_once() {
+    let db = TestDatabase::new(TestBackend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("KEEPER_DATABASE_URL", db.url.as_str())];
+    let mut create_user = keeper(dir.path(), &env)
+        .args([
+            "user",
+            "create",
+            "--username",
+            "ci",
+            "--permissions",
+            "upload_build,admin_edition",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    create_user
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long password\n")
+        .unwrap();
+    assert!(create_user.wait().unwrap().success());
+
+    let (code, stdout, stderr) = run(keeper(dir.path(), &env).args([
+        "token",
+        "create",
+        "--username",
+        "ci",
+        "--name",
+        "github-actions",
+        "--permissions",
+        "upload_build",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let token = stdout.trim();
+    assert!(token.starts_with("ltdk_"), "{stdout}");
+    assert!(
+        !stderr.contains(token),
+        "the token is printed once, on stdout"
+    );
+    let stored = keeper::db::tokens::find_by_hash(
+        &mut db.connect(),
+        &keeper::auth::api_token::hash_api_token(token),
+    )
+    .unwrap()
+    .expect("the hash is stored");
+    assert_eq!(
+        stored.permissions,
+        Some(keeper::auth::Permissions::UPLOAD_BUILD.bits())
+    );
+
+    let (code, _, stderr) = run(keeper(dir.path(), &env).args([
+        "token",
+        "create",
+        "--username",
+        "ci",
+        "--name",
+        "too-much",
+        "--permissions",
+        "admin_user",
+    ]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("permissions its owner lacks"), "{stderr}");
+}
