@@ -145,6 +145,17 @@ impl From<actix_web::error::BlockingError> for ApiError {
 /// The result type of every handler.
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// A lookup whose `NotFound` becomes a 404 saying what is missing; other errors keep their mapping.
+pub fn or_not_found<T>(
+    result: diesel::QueryResult<T>,
+    what: impl FnOnce() -> String,
+) -> ApiResult<T> {
+    result.map_err(|err| match err {
+        DieselError::NotFound => ApiError::not_found(what()),
+        other => other.into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::api::json::{created, parse_json};
-use crate::api::products::load_product;
+use crate::api::products::{child_urls, load_product};
 use crate::api::publishing::{build_response, BuildResponse};
 use crate::app::AppState;
 use crate::auth::identity::{authenticate, Credentials, Identity};
@@ -25,7 +25,7 @@ use crate::domain::{
     edition_kind, edition_slug_from_git_refs, next_build_slug, BucketPrefix, BuildSlug,
     ProductSlug, SurrogateKey, TrackingMode,
 };
-use crate::error::{ApiError, ApiResult};
+use crate::error::{or_not_found, ApiError, ApiResult};
 
 /// The media type with which clients ask for presigned upload forms.
 pub const V2_MEDIA_TYPE: &str = "application/vnd.ltdkeeper.v2+json";
@@ -62,10 +62,7 @@ pub struct BuildPatchRequest {
 }
 
 fn load_build(conn: &mut DbConnection, id: i64) -> ApiResult<(Organization, Product, Build)> {
-    let build = find_build(conn, id).map_err(|err| match err {
-        diesel::result::Error::NotFound => ApiError::not_found(format!("No build {id}.")),
-        other => other.into(),
-    })?;
+    let build = or_not_found(find_build(conn, id), || format!("No build {id}."))?;
     let product = find_product_by_id(conn, build.product_id)?;
     let organization = find_organization(conn, product.organization_id)?;
     Ok((organization, product, build))
@@ -78,18 +75,14 @@ pub async fn list_builds(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> ApiResult<web::Json<BuildListResponse>> {
-    let slug = slug.into_inner();
-    let builds = pool::run(&state.pool, move |conn| {
-        let (_, product) = load_product(conn, &slug)?;
-        Ok(list_active_builds(conn, product.id)?)
+    let builds = child_urls(&state, slug.into_inner(), "builds", |conn, product_id| {
+        Ok(list_active_builds(conn, product_id)?
+            .iter()
+            .map(|b| b.id)
+            .collect())
     })
     .await?;
-    Ok(web::Json(BuildListResponse {
-        builds: builds
-            .iter()
-            .map(|build| state.url_for(&format!("builds/{}", build.id)))
-            .collect(),
-    }))
+    Ok(web::Json(BuildListResponse { builds }))
 }
 
 #[utoipa::path(get, path = "/builds/{id}", tag = "builds",

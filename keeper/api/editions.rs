@@ -12,7 +12,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::api::json::{created, parse_json};
-use crate::api::products::{conflict_or, load_product};
+use crate::api::products::{child_urls, conflict_or, load_product};
 use crate::api::publishing::{build_id_from_url, edition_response, EditionResponse};
 use crate::app::AppState;
 use crate::auth::identity::{authenticate, Credentials};
@@ -28,7 +28,7 @@ use crate::db::organizations::find_organization;
 use crate::db::products::find_product_by_id;
 use crate::db::{pool, DbConnection};
 use crate::domain::{edition_kind, next_build_slug, EditionSlug, SurrogateKey, TrackingMode};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{or_not_found, ApiError, ApiResult};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EditionListResponse {
@@ -87,10 +87,7 @@ struct Loaded {
 }
 
 fn load_edition(conn: &mut DbConnection, id: i64) -> ApiResult<Loaded> {
-    let edition = find_edition(conn, id).map_err(|err| match err {
-        diesel::result::Error::NotFound => ApiError::not_found(format!("No edition {id}.")),
-        other => other.into(),
-    })?;
+    let edition = or_not_found(find_edition(conn, id), || format!("No edition {id}."))?;
     let product = find_product_by_id(conn, edition.product_id)?;
     let organization = find_organization(conn, product.organization_id)?;
     let pending = editions_pending_rebuild(conn, &[edition.id])?;
@@ -143,18 +140,14 @@ pub async fn list(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> ApiResult<web::Json<EditionListResponse>> {
-    let slug = slug.into_inner();
-    let editions = pool::run(&state.pool, move |conn| {
-        let (_, product) = load_product(conn, &slug)?;
-        Ok(list_editions(conn, product.id)?)
+    let editions = child_urls(&state, slug.into_inner(), "editions", |conn, product_id| {
+        Ok(list_editions(conn, product_id)?
+            .iter()
+            .map(|e| e.id)
+            .collect())
     })
     .await?;
-    Ok(web::Json(EditionListResponse {
-        editions: editions
-            .iter()
-            .map(|edition| state.url_for(&format!("editions/{}", edition.id)))
-            .collect(),
-    }))
+    Ok(web::Json(EditionListResponse { editions }))
 }
 
 #[utoipa::path(get, path = "/editions/{id}", tag = "editions",

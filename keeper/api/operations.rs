@@ -8,7 +8,7 @@ use crate::api::json::format_datetime;
 use crate::app::AppState;
 use crate::db::operations::find_operation;
 use crate::db::pool;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{or_not_found, ApiResult};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OperationResponse {
@@ -43,10 +43,7 @@ pub async fn get(
 ) -> ApiResult<web::Json<OperationResponse>> {
     let id = id.into_inner();
     let operation = pool::run(&state.pool, move |conn| {
-        find_operation(conn, id).map_err(|err| match err {
-            diesel::result::Error::NotFound => ApiError::not_found(format!("No operation {id}.")),
-            other => other.into(),
-        })
+        or_not_found(find_operation(conn, id), || format!("No operation {id}."))
     })
     .await?;
     Ok(web::Json(OperationResponse {

@@ -15,7 +15,7 @@ use crate::db::organizations::{find_organization_by_slug, DEFAULT_ORGANIZATION};
 use crate::db::products::{find_product, insert_product, list_product_slugs, update_product};
 use crate::db::{pool, DbConnection};
 use crate::domain::{EditionKind, EditionSlug, ProductSlug, SurrogateKey, TrackingMode};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{or_not_found, ApiError, ApiResult};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProductListResponse {
@@ -54,13 +54,31 @@ pub struct ProductPatchRequest {
 /// The default organization and one of its products; 404 when there is no such product.
 pub fn load_product(conn: &mut DbConnection, slug: &str) -> ApiResult<(Organization, Product)> {
     let organization = find_organization_by_slug(conn, DEFAULT_ORGANIZATION)?;
-    let product = find_product(conn, organization.id, slug).map_err(|err| match err {
-        diesel::result::Error::NotFound => {
-            ApiError::not_found(format!("No product named {slug:?}."))
-        }
-        other => other.into(),
+    let product = or_not_found(find_product(conn, organization.id, slug), || {
+        format!("No product named {slug:?}.")
     })?;
     Ok((organization, product))
+}
+
+/// The URLs `<collection>/<id>` of a product's rows that `ids` selects (builds, editions).
+pub async fn child_urls<F>(
+    state: &AppState,
+    product_slug: String,
+    collection: &'static str,
+    ids: F,
+) -> ApiResult<Vec<String>>
+where
+    F: FnOnce(&mut DbConnection, i64) -> diesel::QueryResult<Vec<i64>> + Send + 'static,
+{
+    let ids = pool::run(&state.pool, move |conn| {
+        let (_, product) = load_product(conn, &product_slug)?;
+        Ok(ids(conn, product.id)?)
+    })
+    .await?;
+    Ok(ids
+        .iter()
+        .map(|id| state.url_for(&format!("{collection}/{id}")))
+        .collect())
 }
 
 #[utoipa::path(get, path = "/products/", tag = "products",
