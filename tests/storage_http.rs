@@ -47,6 +47,7 @@ impl Site {
                 credentials: credentials(),
                 max_bytes: 1024,
             }),
+            forms: None,
         };
         let server = TestServer::serve(&config, move |max| {
             let services = services.clone();
