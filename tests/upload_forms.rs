@@ -126,6 +126,12 @@ fn build_response_carries_forms_for_every_directory() {
         assert_eq!(dir_fields["key"], dir_key.trim_end_matches('/'));
         assert_eq!(dir_fields["x-amz-meta-dir-redirect"], "true");
         assert_eq!(dir_fields["success_action_status"], "204");
+        // `ltd upload` sends no Content-Type with directory objects, and S3 refuses a form
+        // whose policy names a field the request lacks: the form fixes it instead.
+        assert_eq!(dir_fields["Content-Type"], "application/x-directory");
+        let conditions = policy_of(form)["conditions"].as_array().unwrap().clone();
+        assert!(conditions.contains(&json!({"Content-Type": "application/x-directory"})));
+        assert!(conditions.contains(&json!(["content-length-range", 0, 0])));
     }
 
     // Long-lived by default (a day): the client uploads directory objects last.
@@ -224,6 +230,10 @@ fn local_forms_upload_into_the_build_prefix_only() {
     let dir = head(&format!("demo/builds/{slug}/a/b")).unwrap();
     assert_eq!(dir.summary.size, 0);
     assert_eq!(dir.headers.metadata["dir-redirect"], "true");
+    assert_eq!(
+        dir.headers.content_type.as_deref(),
+        Some("application/x-directory")
+    );
 
     // The page is published at the build's URL.
     let published = build["published_url"].as_str().unwrap();

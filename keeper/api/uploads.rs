@@ -76,6 +76,9 @@ pub struct UploadForms {
 /// The `Cache-Control` every uploaded build object gets: a build never changes.
 pub const BUILD_CACHE_CONTROL: &str = "max-age=31536000";
 
+/// The `Content-Type` of the empty directory-redirect objects.
+pub const DIRECTORY_CONTENT_TYPE: &str = "application/x-directory";
+
 /// A build's forms, by directory name (`/`, `a/b/`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuildForms {
@@ -112,6 +115,9 @@ impl UploadForms {
             }
             PostPolicyRequest {
                 key,
+                // Clients send no Content-Type with a directory object, and S3 refuses a form
+                // whose policy names a field it lacks.
+                content_type: dir_redirect.then(|| DIRECTORY_CONTENT_TYPE.to_owned()),
                 cache_control: Some(BUILD_CACHE_CONTROL.into()),
                 metadata,
                 acl: None,

@@ -256,6 +256,17 @@ pub fn assert_build_uploaded(store_dir: &Path, product: &str, build: &Value, roo
         .enable_all()
         .build()
         .unwrap();
+    assert_build_in_store(&runtime, &store, product, build, root);
+}
+
+/// [`assert_build_uploaded`] for any store (`runtime` runs its calls).
+pub fn assert_build_in_store(
+    runtime: &tokio::runtime::Runtime,
+    store: &dyn ObjectStore,
+    product: &str,
+    build: &Value,
+    root: &Path,
+) {
     let slug = build["slug"].as_str().unwrap();
     let surrogate_key = build["surrogate_key"].as_str().unwrap();
     let prefix = format!("{product}/builds/{slug}");
@@ -303,6 +314,10 @@ pub fn assert_build_uploaded(store_dir: &Path, product: &str, build: &Value, roo
             .unwrap_or_else(|err| panic!("directory object {key}: {err}"));
         assert_eq!(head.summary.size, 0, "{key}");
         assert_eq!(head.headers.metadata["dir-redirect"], "true", "{key}");
+        assert_eq!(
+            head.headers.metadata["surrogate-key"], surrogate_key,
+            "{key}"
+        );
     }
     let listed = runtime
         .block_on(async {
