@@ -258,4 +258,5 @@ pub fn test_sessions() -> keeper::auth::session::SessionKeys {
     keeper::auth::session::SessionKeys::new(&secrecy::SecretString::from("t".repeat(32)), 3600)
 }
 pub mod api;
+pub mod garage;
 pub mod process;
