@@ -198,11 +198,15 @@ fn run_upload(ltd: &LtdOptions, args: UploadArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     if !settings.dry_run {
+        let mut shown = settings.host.clone();
+        if shown.password().is_some() {
+            // Setting a password cannot fail on a URL that already has one.
+            let _ = shown.set_password(Some("***"));
+        }
         eprintln!(
-            "keeper upload: {} -> product {} at {} (git refs: {})",
+            "keeper upload: {} -> product {} at {shown} (git refs: {})",
             settings.dir.display(),
             settings.product,
-            settings.host,
             settings.git_refs.join(" ")
         );
     }
