@@ -23,8 +23,29 @@ use crate::server::{connect, prepare};
     about = "LTD Keeper: documentation hosting control plane"
 )]
 pub struct Cli {
+    /// `ltd`'s options before the subcommand (`keeper --host URL -u USER -p PASS upload ...`),
+    /// so that a pipeline switches from `ltd` by changing one word. Only for `upload`.
+    #[command(flatten)]
+    pub ltd: LtdOptions,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The connection options of `ltd` (ltd-conveyor), accepted before or after `upload`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LtdOptions {
+    /// Keeper's URL (`ltd --host`).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// User name (`ltd -u`).
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Password (`ltd -p`).
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Accepted for compatibility with `ltd`; `debug` also prints each retry's detail.
+    #[arg(long, hide = true)]
+    pub log_level: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +69,52 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Upload a site as a new build, then confirm it (the protocol of `ltd upload`).
+    Upload(UploadArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UploadArgs {
+    /// Keeper's URL.
+    #[arg(long, env = "LTD_HOST")]
+    pub host: Option<String>,
+    /// User name, exchanged with the password for a token.
+    #[arg(short = 'u', long, env = "LTD_USERNAME")]
+    pub user: Option<String>,
+    /// Password.
+    #[arg(short = 'p', long, env = "LTD_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// An API token (from `POST /tokens/`) instead of a user and
+    /// password.
+    #[arg(long, env = "KEEPER_UPLOAD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The product to upload a build of.
+    #[arg(long)]
+    pub product: String,
+    /// The directory holding the built site.
+    #[arg(long, default_value = ".")]
+    pub dir: std::path::PathBuf,
+    /// Git ref, or space-separated git refs, the build was made from.
+    #[arg(long)]
+    pub git_ref: Option<String>,
+    /// Take the git ref from the GitHub Actions environment (GITHUB_REF, GITHUB_HEAD_REF).
+    #[arg(long)]
+    pub gh: bool,
+    /// Uploads in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Extra attempts for a failed request (network error, 5xx, 408, 429), with backoff.
+    #[arg(long, default_value_t = 4)]
+    pub retries: u32,
+    /// Delay before the first retry, in milliseconds (doubled each time, with jitter).
+    #[arg(long, default_value_t = 250)]
+    pub retry_delay_ms: u64,
+    /// Scan the site and report what would be uploaded; contact no server.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do nothing (as `ltd upload --skip`, or LTD_SKIP_UPLOAD=true).
+    #[arg(long, env = "LTD_SKIP_UPLOAD", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub skip: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +171,20 @@ pub enum UserCommand {
 /// Parses the command line, runs the command, and turns an error into a message and exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Upload(args) = cli.command {
+        // A client: no server configuration, no server logs.
+        return match run_upload(&cli.ltd, args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("keeper upload: error: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if cli.ltd.host.is_some() || cli.ltd.user.is_some() || cli.ltd.password.is_some() {
+        eprintln!("keeper: --host, --user and --password only apply to `keeper upload`");
+        return ExitCode::from(2);
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {
@@ -129,6 +210,7 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Db { command } => run_db(command, &config),
         Command::User { command } => run_user(command, &config),
         Command::Token { command } => run_token(command, &config),
+        Command::Upload(args) => run_upload(&LtdOptions::default(), args),
     }
 }
 
@@ -162,6 +244,81 @@ fn run_token(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
     );
     println!("{secret}");
     Ok(())
+}
+
+/// `keeper upload`: the options after `upload` win over `ltd`'s before it.
+fn run_upload(ltd: &LtdOptions, args: UploadArgs) -> anyhow::Result<()> {
+    if args.skip {
+        println!("keeper upload: skipped (--skip or LTD_SKIP_UPLOAD)");
+        return Ok(());
+    }
+    let settings = upload_settings(ltd, args, |name| std::env::var(name).ok())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    if !settings.dry_run {
+        let mut shown = settings.host.clone();
+        if shown.password().is_some() {
+            // Setting a password cannot fail on a URL that already has one.
+            let _ = shown.set_password(Some("***"));
+        }
+        eprintln!(
+            "keeper upload: {} -> product {} at {shown} (git refs: {})",
+            settings.dir.display(),
+            settings.product,
+            settings.git_refs.join(" ")
+        );
+    }
+    let summary = runtime.block_on(crate::client::upload(&settings))?;
+    println!("keeper upload: {summary}");
+    Ok(())
+}
+
+/// The upload's settings from the options (`env` looks up GitHub Actions' variables for `--gh`).
+pub fn upload_settings(
+    ltd: &LtdOptions,
+    args: UploadArgs,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<crate::client::UploadSettings> {
+    use crate::client::{Credentials, UploadSettings};
+    let host = args.host.or_else(|| ltd.host.clone()).context(
+        "no keeper URL: pass --host (or set LTD_HOST), e.g. --host http://127.0.0.1:8080",
+    )?;
+    let host = url::Url::parse(&host).with_context(|| format!("--host {host:?} is not a URL"))?;
+    if !matches!(host.scheme(), "http" | "https") {
+        bail!("--host must be an http or https URL, got {host}");
+    }
+    let user = args.user.or_else(|| ltd.user.clone());
+    let password = args.password.or_else(|| ltd.password.clone());
+    let credentials = match (args.token, user, password) {
+        (Some(token), _, _) => Credentials::Token(SecretString::from(token)),
+        (None, Some(username), Some(password)) => Credentials::Password {
+            username,
+            password: SecretString::from(password),
+        },
+        (None, Some(_), None) => bail!("no password: pass -p/--password or set LTD_PASSWORD"),
+        (None, None, _) => bail!(
+            "no credentials: pass -u USER -p PASSWORD (or LTD_USERNAME, LTD_PASSWORD), or --token"
+        ),
+    };
+    let git_refs = match (args.git_ref, args.gh) {
+        (Some(refs), _) => refs.split_whitespace().map(str::to_owned).collect(),
+        (None, true) => crate::client::github_actions_refs(env)?,
+        (None, false) => bail!("--git-ref is required (or --gh in GitHub Actions)"),
+    };
+    Ok(UploadSettings {
+        host,
+        credentials,
+        product: args.product,
+        dir: args.dir,
+        git_refs,
+        jobs: usize::from(args.jobs),
+        retries: args.retries,
+        backoff: std::time::Duration::from_millis(args.retry_delay_ms),
+        dry_run: args.dry_run,
+    })
 }
 
 fn run_db(command: DbCommand, config: &Config) -> anyhow::Result<()> {

@@ -146,8 +146,11 @@ pub enum StorageBackend {
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
     pub backend: StorageBackend,
-    /// Largest file keeper's own upload endpoint accepts (local store), in bytes.
+    /// Largest file keeper's own upload endpoint accepts (local store), in bytes; also the
+    /// size limit written into every upload form.
     pub upload_max_bytes: u64,
+    /// How long the upload forms of a new build stay valid.
+    pub upload_form_expiry: Duration,
     /// Subdomain layout for the site server: `<product>.<root_domain>` serves that product.
     pub sites_root_domain: Option<String>,
 }
@@ -182,6 +185,8 @@ pub struct ConfigError {
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://keeper.sqlite3";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const MIN_SECRET_KEY_LEN: usize = 32;
+/// Upload forms last a day by default: a CI job uploads directory objects last, after every file.
+pub const DEFAULT_UPLOAD_FORM_EXPIRY_SECS: u64 = 24 * 3600;
 
 /// Reads variables through a lookup function, so tests can pass a map instead of the process env.
 struct Vars<F> {
@@ -427,6 +432,16 @@ fn storage_config<F: Fn(&str) -> Option<String>>(
     Ok(StorageConfig {
         backend,
         upload_max_bytes: vars.number("KEEPER_UPLOAD_MAX_BYTES", 100 * 1024 * 1024)?,
+        upload_form_expiry: Duration::from_secs(vars.parse(
+            "KEEPER_UPLOAD_FORM_EXPIRY_SECS",
+            DEFAULT_UPLOAD_FORM_EXPIRY_SECS,
+            |raw| match raw.parse::<u64>() {
+                Ok(secs) if (60..=7 * 24 * 3600).contains(&secs) => Ok(secs),
+                _ => Err(format!(
+                    "expected seconds between 60 and 604800 (7 days), got {raw:?}"
+                )),
+            },
+        )?),
         sites_root_domain: vars
             .get("KEEPER_SITES_ROOT_DOMAIN")
             .map(|domain| domain.trim().trim_start_matches('.').to_ascii_lowercase()),
@@ -547,6 +562,7 @@ mod tests {
             ("KEEPER_SECRET_KEY", "short"),
             ("KEEPER_LOG_FORMAT", "xml"),
             ("KEEPER_HTTP_WORKERS", "0"),
+            ("KEEPER_UPLOAD_FORM_EXPIRY_SECS", "5"),
         ] {
             let err = config(&[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{err}");

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod catalog;
 pub mod cdn;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -10,7 +10,7 @@ use anyhow::Context;
 use secrecy::SecretString;
 
 use crate::api::sites::SiteServer;
-use crate::api::uploads::UploadEndpoint;
+use crate::api::uploads::{FormTarget, UploadEndpoint, UploadForms};
 use crate::api::StorageServices;
 use crate::app::{app_with, AppState};
 use crate::auth::password::hash_password;
@@ -177,13 +177,23 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>>
     })
 }
 
-/// The site server over the configured store, and, for the local store, keeper's own upload
-/// endpoint with forms signed by `secret_key`.
+/// The site server over the configured store, the signer of upload forms, and, for the local
+/// store, keeper's own upload endpoint with forms signed by `secret_key`.
 pub async fn storage_services(
     config: &Config,
     secret_key: &SecretString,
 ) -> anyhow::Result<StorageServices> {
-    let store = open_store(config).await?;
+    let (store, target): (Arc<dyn ObjectStore>, FormTarget) = match &config.storage.backend {
+        StorageBackend::S3(settings) => {
+            tracing::info!(bucket = %settings.bucket, endpoint = ?settings.endpoint_url, "object store: S3");
+            let store = S3Store::connect(settings.clone()).await;
+            (Arc::new(store.clone()), FormTarget::S3(store))
+        }
+        StorageBackend::Local { .. } => (
+            open_store(config).await?,
+            FormTarget::Keeper(SigningCredentials::keeper(secret_key.clone())),
+        ),
+    };
     let uploads =
         matches!(config.storage.backend, StorageBackend::Local { .. }).then(|| UploadEndpoint {
             store: store.clone(),
@@ -196,5 +206,10 @@ pub async fn storage_services(
             root_domain: config.storage.sites_root_domain.clone(),
         },
         uploads,
+        forms: Some(UploadForms {
+            target,
+            expiry: config.storage.upload_form_expiry,
+            max_bytes: config.storage.upload_max_bytes,
+        }),
     })
 }

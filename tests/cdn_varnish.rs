@@ -194,6 +194,7 @@ fn varnish_caches_pages_until_purged_by_surrogate_key() {
             root_domain: Some("example.org".into()),
         },
         uploads: None,
+        forms: None,
     };
     let site = TestServer::serve(&config, move |max| {
         let services = services.clone();

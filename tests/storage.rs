@@ -485,6 +485,7 @@ async fn local_writes_are_atomic() {
 fn upload_request(max_bytes: u64) -> PostPolicyRequest {
     PostPolicyRequest {
         key: KeyRule::Prefix("demo/builds/7/".into()),
+        content_type: None,
         cache_control: Some("max-age=31536000".into()),
         metadata: Metadata::from([("surrogate-key".into(), "build7key".into())]),
         acl: None,

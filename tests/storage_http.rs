@@ -47,6 +47,7 @@ impl Site {
                 credentials: credentials(),
                 max_bytes: 1024,
             }),
+            forms: None,
         };
         let server = TestServer::serve(&config, move |max| {
             let services = services.clone();
@@ -128,6 +129,7 @@ fn form(site: &Site, request: &PostPolicyRequest) -> PresignedPost {
 fn prefix_request(prefix: &str, max_bytes: u64) -> PostPolicyRequest {
     PostPolicyRequest {
         key: KeyRule::Prefix(prefix.into()),
+        content_type: None,
         cache_control: Some("max-age=31536000".into()),
         metadata: Metadata::from([("surrogate-key".into(), "buildkey".into())]),
         acl: None,
@@ -196,6 +198,7 @@ fn upload_substitutes_the_filename() {
         &site,
         &PostPolicyRequest {
             key: KeyRule::Exact("demo/builds/7/_static".into()),
+            content_type: None,
             metadata: Metadata::from([
                 ("surrogate-key".into(), "buildkey".into()),
                 ("dir-redirect".into(), "true".into()),

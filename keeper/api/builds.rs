@@ -1,6 +1,7 @@
 //! Builds: `/products/<slug>/builds/` and `/builds/<id>`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -8,6 +9,7 @@ use utoipa::ToSchema;
 use crate::api::json::{created, parse_json};
 use crate::api::products::{child_urls, load_product};
 use crate::api::publishing::{build_response, BuildResponse};
+use crate::api::uploads::{UploadForms, UPLOAD_PATH};
 use crate::app::AppState;
 use crate::auth::identity::{authenticate, Credentials, Identity};
 use crate::auth::Permissions;
@@ -29,6 +31,9 @@ use crate::error::{or_not_found, ApiError, ApiResult};
 
 /// The media type with which clients ask for presigned upload forms.
 pub const V2_MEDIA_TYPE: &str = "application/vnd.ltdkeeper.v2+json";
+
+/// Most directories one build may ask upload forms for.
+pub const MAX_DIRECTORIES: usize = 20_000;
 
 /// Concurrent uploads may race for the same automatic slug; each loser retries with the next.
 const AUTO_SLUG_ATTEMPTS: usize = 20;
@@ -107,6 +112,22 @@ struct ValidBuildRequest {
     git_refs: Vec<String>,
     slug: Option<BuildSlug>,
     github_requester: Option<String>,
+    /// Normalized, without duplicates: `/` for the root, otherwise `a/b/`.
+    directories: Vec<String>,
+}
+
+/// Whether the request asks for the v2 media type (and so for upload forms).
+fn accepts_v2(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| {
+            item.split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case(V2_MEDIA_TYPE))
+        })
 }
 
 fn validate_new_build(
@@ -124,15 +145,30 @@ fn validate_new_build(
         .map(BuildSlug::parse)
         .transpose()
         .map_err(|err| ApiError::unprocessable(err.to_string()))?;
-    for directory in request.directories.iter().flatten() {
-        BucketPrefix::product(product)
+    let requested = request.directories.unwrap_or_else(|| vec!["/".to_owned()]);
+    if requested.len() > MAX_DIRECTORIES {
+        return Err(ApiError::unprocessable(format!(
+            "directories: at most {MAX_DIRECTORIES} directories per build."
+        )));
+    }
+    let root = BucketPrefix::product(product);
+    let mut directories = std::collections::BTreeSet::new();
+    for directory in &requested {
+        let prefix = root
             .directory(directory)
             .map_err(|err| ApiError::unprocessable(format!("directories: {err}")))?;
+        let relative = root.relative(prefix.as_str()).unwrap_or_default();
+        directories.insert(if relative.is_empty() {
+            "/".to_owned()
+        } else {
+            relative.to_owned()
+        });
     }
     Ok(ValidBuildRequest {
         git_refs: request.git_refs,
         slug,
         github_requester: request.github_requester,
+        directories: directories.into_iter().collect(),
     })
 }
 
@@ -145,25 +181,62 @@ fn validate_new_build(
     security(("token" = [])))]
 pub async fn create_build(
     state: web::Data<AppState>,
+    forms: Option<web::Data<UploadForms>>,
+    http_request: HttpRequest,
     credentials: Credentials,
     slug: web::Path<String>,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::UPLOAD_BUILD)?;
+    let forms = match (accepts_v2(&http_request), forms) {
+        (false, _) => None,
+        (true, Some(forms)) => Some(forms),
+        (true, None) => {
+            return Err(ApiError::unavailable(
+                "This server has no object store for uploads; it cannot hand out upload forms.",
+            ))
+        }
+    };
     let product_slug = slug.into_inner();
-    let (organization, product, build) = pool::run(&state.pool, move |conn| {
+    let (organization, product, build, directories) = pool::run(&state.pool, move |conn| {
         let (organization, product) = load_product(conn, &product_slug)?;
         identity.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;
         let request: NewBuildRequest = parse_json(&body)?;
         let slug = ProductSlug::parse(&product.slug).map_err(ApiError::internal)?;
         let request = validate_new_build(request, &slug)?;
         let build = insert_with_slug(conn, &product, &request, &identity)?;
-        Ok((organization, product, build))
+        Ok((organization, product, build, request.directories))
     })
     .await?;
-    tracing::info!(product.slug = %product.slug, build.slug = %build.slug, "build registered");
-    let response = build_response(&state, &organization, &product, &build)?;
+    let mut response = build_response(&state, &organization, &product, &build)?;
+    if let Some(forms) = forms {
+        let build_prefix = BucketPrefix::build(
+            &crate::api::publishing::product_slug(&product)?,
+            &crate::api::publishing::build_slug(&build)?,
+        );
+        let directories = directories
+            .into_iter()
+            .map(|name| {
+                let prefix = build_prefix.directory(&name).map_err(ApiError::internal)?;
+                Ok((name, prefix))
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        let signed = forms
+            .sign(
+                &state.url_for(UPLOAD_PATH),
+                &directories,
+                &build.surrogate_key,
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(ApiError::internal)?;
+        response.post_prefix_urls = Some(signed.prefix);
+        response.post_dir_urls = Some(signed.dir);
+    }
+    tracing::info!(product.slug = %product.slug, build.slug = %build.slug,
+        upload_forms = response.post_prefix_urls.as_ref().map_or(0, |forms| forms.len()),
+        "build registered");
     Ok(created(&response.self_url.clone(), &response))
 }
 

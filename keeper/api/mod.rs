@@ -96,15 +96,21 @@ async fn redirect_to_slash(request: HttpRequest) -> HttpResponse {
         .finish()
 }
 
-/// The object-store routes: the site server, and keeper's own upload endpoint (local store).
+/// The object-store routes: the site server, and keeper's own upload endpoint (local store);
+/// and the signer of new builds' upload forms.
 #[derive(Debug, Clone)]
 pub struct StorageServices {
     pub sites: sites::SiteServer,
     pub uploads: Option<uploads::UploadEndpoint>,
+    /// Without it, a build request asking for upload forms is answered 503.
+    pub forms: Option<uploads::UploadForms>,
 }
 
 impl StorageServices {
     pub fn configure(&self, config: &mut web::ServiceConfig) {
+        if let Some(forms) = &self.forms {
+            config.app_data(web::Data::new(forms.clone()));
+        }
         if let Some(uploads) = &self.uploads {
             uploads.configure(config);
         }

@@ -1,7 +1,7 @@
 //! Where things are published and how they look on the wire: the organization's layout turned
 //! into URLs, and rows turned into the original's JSON shapes.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -14,6 +14,7 @@ use crate::domain::{
     PublishingLayout,
 };
 use crate::error::{ApiError, ApiResult};
+use crate::storage::presign::PresignedPost;
 
 /// The layout of an organization. The default organization's root (`root_domain` NULL) is
 /// keeper's own public URL, so the embedded site server publishes under it.
@@ -128,6 +129,16 @@ pub struct BuildResponse {
     pub github_requester: Option<String>,
     pub published_url: String,
     pub surrogate_key: String,
+    /// Only when a build is created with the v2 media type: for each requested directory
+    /// (`/`, `a/b/`), the POST-object form (`url` and `fields`) that uploads its files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub post_prefix_urls: Option<BTreeMap<String, PresignedPost>>,
+    /// With `post_prefix_urls`: for each directory, the form of its empty directory-redirect
+    /// object (uploaded after the files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub post_dir_urls: Option<BTreeMap<String, PresignedPost>>,
 }
 
 pub fn build_response(
@@ -153,6 +164,8 @@ pub fn build_response(
         github_requester: build.github_requester.clone(),
         published_url: build_url(&layout_of(state, organization), &product_slug, &slug),
         surrogate_key: build.surrogate_key.clone(),
+        post_prefix_urls: None,
+        post_dir_urls: None,
     })
 }
 

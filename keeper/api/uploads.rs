@@ -6,18 +6,24 @@
 //! to the policy's size limit, then every condition is checked; only then is the object written.
 //! A refused form answers 4xx in the JSON error shape and writes nothing.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix_multipart::{Field, Multipart};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use bytes::BytesMut;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 
+use crate::domain::BucketPrefix;
 use crate::error::{ApiError, ApiResult};
-use crate::storage::presign::{PolicyError, PostForm, SigningCredentials};
-use crate::storage::{ObjectStore, StorageError};
+use crate::storage::presign::{
+    presign_post, KeyRule, PolicyError, PostForm, PostPolicyRequest, PresignedPost,
+    SigningCredentials,
+};
+use crate::storage::s3::S3Store;
+use crate::storage::{Metadata, ObjectStore, StorageError};
 
 /// Where the endpoint is mounted (relative to keeper's public URL).
 pub const UPLOAD_PATH: &str = "/uploads/";
@@ -43,6 +49,100 @@ impl UploadEndpoint {
                 .app_data(web::Data::new(self.clone()))
                 .route(web::post().to(upload)),
         );
+    }
+}
+
+/// Where the upload forms of new builds point, by the configured store.
+#[derive(Debug, Clone)]
+pub enum FormTarget {
+    /// Keeper's own endpoint ([`UPLOAD_PATH`] under keeper's public URL), for the local store;
+    /// forms signed with keeper's key.
+    Keeper(SigningCredentials),
+    /// The bucket itself, with forms signed by the store's credentials.
+    S3(S3Store),
+}
+
+/// Signs the presigned upload forms handed out with a new build (`post_prefix_urls`,
+/// `post_dir_urls`). Registered as app data by [`StorageServices`](crate::api::StorageServices).
+#[derive(Debug, Clone)]
+pub struct UploadForms {
+    pub target: FormTarget,
+    /// How long a form stays valid.
+    pub expiry: std::time::Duration,
+    /// Largest file a form allows.
+    pub max_bytes: u64,
+}
+
+/// The `Cache-Control` every uploaded build object gets: a build never changes.
+pub const BUILD_CACHE_CONTROL: &str = "max-age=31536000";
+
+/// The `Content-Type` of the empty directory-redirect objects.
+pub const DIRECTORY_CONTENT_TYPE: &str = "application/x-directory";
+
+/// A build's forms, by directory name (`/`, `a/b/`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildForms {
+    /// For the files of each directory: key `<directory prefix>${filename}`.
+    pub prefix: BTreeMap<String, PresignedPost>,
+    /// For each directory's empty redirect object: key = the directory without its `/`.
+    pub dir: BTreeMap<String, PresignedPost>,
+}
+
+impl UploadForms {
+    /// Signs both forms of every `(name, prefix)` directory of a build whose surrogate key is
+    /// `surrogate_key`. `upload_url` is keeper's own endpoint (used for the local store).
+    pub async fn sign(
+        &self,
+        upload_url: &str,
+        directories: &[(String, BucketPrefix)],
+        surrogate_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BuildForms, StorageError> {
+        let (url, bucket, credentials) = match &self.target {
+            FormTarget::Keeper(credentials) => (upload_url.to_owned(), None, credentials.clone()),
+            FormTarget::S3(store) => (
+                store.post_url(),
+                Some(store.bucket().to_owned()),
+                store.signing_credentials().await?,
+            ),
+        };
+        let expires_at = now
+            + chrono::Duration::from_std(self.expiry).unwrap_or_else(|_| chrono::Duration::days(1));
+        let request = |key: KeyRule, dir_redirect: bool| {
+            let mut metadata = Metadata::from([("surrogate-key".into(), surrogate_key.into())]);
+            if dir_redirect {
+                metadata.insert("dir-redirect".into(), "true".into());
+            }
+            PostPolicyRequest {
+                key,
+                // Clients send no Content-Type with a directory object, and S3 refuses a form
+                // whose policy names a field it lacks.
+                content_type: dir_redirect.then(|| DIRECTORY_CONTENT_TYPE.to_owned()),
+                cache_control: Some(BUILD_CACHE_CONTROL.into()),
+                metadata,
+                acl: None,
+                max_bytes: if dir_redirect { 0 } else { self.max_bytes },
+                expires_at,
+            }
+        };
+        let mut forms = BuildForms::default();
+        for (name, prefix) in directories {
+            let sign = |request: &PostPolicyRequest| {
+                presign_post(&url, bucket.as_deref(), request, &credentials, now)
+            };
+            forms.prefix.insert(
+                name.clone(),
+                sign(&request(KeyRule::Prefix(prefix.as_str().to_owned()), false)),
+            );
+            forms.dir.insert(
+                name.clone(),
+                sign(&request(
+                    KeyRule::Exact(prefix.as_dir_key().to_owned()),
+                    true,
+                )),
+            );
+        }
+        Ok(forms)
     }
 }
 

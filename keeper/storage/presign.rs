@@ -78,6 +78,10 @@ pub enum KeyRule {
 #[derive(Debug, Clone)]
 pub struct PostPolicyRequest {
     pub key: KeyRule,
+    /// A `Content-Type` the form fixes; `None` allows any (the client sends it). S3 (and Garage)
+    /// refuse a form that lacks a field the policy names, so a form for clients that send no
+    /// `Content-Type` (directory objects) must fix it.
+    pub content_type: Option<String>,
     pub cache_control: Option<String>,
     /// `x-amz-meta-*` fields fixed by the form (`surrogate-key`, `dir-redirect`).
     pub metadata: Metadata,
@@ -127,6 +131,9 @@ pub fn presign_post(
         }
     }
     let mut fixed = vec![("success_action_status".to_owned(), "204".to_owned())];
+    if let Some(content_type) = &request.content_type {
+        fixed.push(("Content-Type".into(), content_type.clone()));
+    }
     if let Some(cache_control) = &request.cache_control {
         fixed.push(("Cache-Control".into(), cache_control.clone()));
     }
@@ -149,7 +156,9 @@ pub fn presign_post(
         conditions.push(json!({ name.clone(): value.clone() }));
         fields.insert(name, value);
     }
-    conditions.push(json!(["starts-with", "$Content-Type", ""]));
+    if request.content_type.is_none() {
+        conditions.push(json!(["starts-with", "$Content-Type", ""]));
+    }
     conditions.push(json!(["content-length-range", 0, request.max_bytes]));
     let policy = json!({
         "expiration": request.expires_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
@@ -461,6 +470,7 @@ mod tests {
     fn request() -> PostPolicyRequest {
         PostPolicyRequest {
             key: KeyRule::Prefix("demo/builds/1/".into()),
+            content_type: None,
             cache_control: Some("max-age=31536000".into()),
             metadata: Metadata::from([("surrogate-key".into(), "abc".into())]),
             acl: None,

@@ -143,6 +143,12 @@ impl S3Store {
         request: &PostPolicyRequest,
         now: DateTime<Utc>,
     ) -> Result<PresignedPost, StorageError> {
+        let signing = self.signing_credentials().await?;
+        Ok(self.presign_post_with(&signing, request, now))
+    }
+
+    /// The store's current credentials, for signing many forms with one look-up.
+    pub async fn signing_credentials(&self) -> Result<SigningCredentials, StorageError> {
         let failure = |message: String| StorageError::Backend {
             operation: "presign",
             key: String::new(),
@@ -157,21 +163,31 @@ impl S3Store {
             .provide_credentials()
             .await
             .map_err(|err| failure(format!("loading credentials: {err}")))?;
-        let signing = SigningCredentials {
+        Ok(SigningCredentials {
             access_key_id: credentials.access_key_id().to_owned(),
             secret_access_key: SecretString::from(credentials.secret_access_key().to_owned()),
             session_token: credentials
                 .session_token()
                 .map(|token| SecretString::from(token.to_owned())),
             region: self.settings.region.clone(),
-        };
-        Ok(presign_post(
+        })
+    }
+
+    /// A presigned POST form for this bucket, signed with `signing`
+    /// (from [`S3Store::signing_credentials`]).
+    pub fn presign_post_with(
+        &self,
+        signing: &SigningCredentials,
+        request: &PostPolicyRequest,
+        now: DateTime<Utc>,
+    ) -> PresignedPost {
+        presign_post(
             &self.post_url(),
             Some(&self.settings.bucket),
             request,
-            &signing,
+            signing,
             now,
-        ))
+        )
     }
 }
 

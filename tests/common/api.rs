@@ -16,6 +16,8 @@ pub struct Api {
     pub server: TestServer,
     pub db: TestDatabase,
     http: reqwest::blocking::Client,
+    /// The local store's directory, for servers started with storage.
+    pub storage_dir: Option<tempfile::TempDir>,
 }
 
 /// A response: status and JSON body (`Value::Null` when empty).
@@ -35,7 +37,53 @@ impl Api {
             server,
             db,
             http: client(),
+            storage_dir: None,
         }
+    }
+
+    /// A server with an object store, as `keeper serve` runs it: the local store in a temporary
+    /// directory unless `extra` configures another; `extra` adds variables.
+    pub fn start_with_storage(backend: TestBackend, extra: &[(&str, &str)]) -> Self {
+        let db = TestDatabase::new(backend);
+        let storage_dir = tempfile::tempdir().expect("storage directory");
+        let dir = storage_dir.path().display().to_string();
+        let mut vars = vec![
+            ("KEEPER_SECRET_KEY", SECRET_KEY),
+            ("KEEPER_STORAGE_DIR", dir.as_str()),
+        ];
+        vars.extend_from_slice(extra);
+        let config = db.config(&vars);
+        let server = TestServer::start_with_storage(&config);
+        Self {
+            server,
+            db,
+            http: client(),
+            storage_dir: Some(storage_dir),
+        }
+    }
+
+    /// The local store of a server started with storage.
+    pub fn local_store(&self) -> keeper::storage::local::LocalStore {
+        keeper::storage::local::LocalStore::open(
+            self.storage_dir
+                .as_ref()
+                .expect("a server with storage")
+                .path(),
+        )
+        .expect("open the local store")
+    }
+
+    /// Sends `body` as JSON with `Accept` set to keeper's v2 media type (upload forms).
+    pub fn post_v2(&self, path: &str, token: &str, body: Value) -> Reply {
+        let response = self
+            .http
+            .post(self.url(path))
+            .basic_auth(token, Some(""))
+            .header("Accept", keeper::api::builds::V2_MEDIA_TYPE)
+            .json(&body)
+            .send()
+            .unwrap();
+        reply_of(response)
     }
 
     /// The server's absolute URL for `path` (what it writes in bodies).
@@ -90,23 +138,7 @@ impl Api {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().unwrap();
-        let status = response.status().as_u16();
-        let location = response
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = response.text().unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Reply {
-            status,
-            body,
-            location,
-        }
+        reply_of(request.send().unwrap())
     }
 
     pub fn get(&self, path: &str) -> Reply {
@@ -177,5 +209,25 @@ impl Api {
             "SELECT kind || ' ' || state || ' ' || COALESCE(CAST(edition_id AS TEXT), '-') || ' ' ||
                     COALESCE(CAST(build_id AS TEXT), '-') AS line FROM operations ORDER BY id",
         )
+    }
+}
+
+/// Status, JSON body and `Location` of a response.
+pub fn reply_of(response: reqwest::blocking::Response) -> Reply {
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Reply {
+        status,
+        body,
+        location,
     }
 }

@@ -143,6 +143,35 @@ impl TestServer {
         })
     }
 
+    /// Like [`TestServer::start`], with the configured object store wired as `keeper serve`
+    /// wires it: the site server, keeper's upload endpoint (local store) and the upload forms
+    /// of new builds.
+    pub fn start_with_storage(config: &Config) -> Self {
+        let config = config.clone();
+        let (listener, address) = keeper::server::bind(&config.http).expect("bind");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let prepared = keeper::server::prepare(&config).expect("start-up");
+                let storage = keeper::server::storage_services(&config, &prepared.secret_key)
+                    .await
+                    .expect("object store");
+                let state = prepared.app_state(&config, address);
+                let server =
+                    keeper::server::start_http_with(state, &config.http, listener, Some(storage))
+                        .expect("serve");
+                sender.send(server.handle()).expect("report the handle");
+                let _ = server.await;
+            })
+        });
+        let handle = receiver.recv().expect("server started");
+        Self {
+            address,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
     /// Binds a random port and serves an app built by `factory` on it.
     pub fn serve<F, A, B>(config: &Config, factory: F) -> Self
     where
@@ -229,3 +258,5 @@ pub fn test_sessions() -> keeper::auth::session::SessionKeys {
     keeper::auth::session::SessionKeys::new(&secrecy::SecretString::from("t".repeat(32)), 3600)
 }
 pub mod api;
+pub mod garage;
+pub mod process;
