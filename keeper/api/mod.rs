@@ -58,6 +58,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .service(web::resource("/operations/{id}").route(web::get().to(operations::get)))
         .service(
+            web::resource("/operations/{id}/retry").route(web::post().to(operations::retry)),
+        )
+        .service(
             web::resource("/users/")
                 .route(web::get().to(users::list))
                 .route(web::post().to(users::create)),
