@@ -349,9 +349,13 @@ impl Config {
         let worker = WorkerConfig {
             run_in_serve: vars.flag("KEEPER_SERVE_RUNS_WORKER", true)?,
             concurrency: vars.number("KEEPER_WORKER_CONCURRENCY", 4usize)?.max(1),
-            lease: Duration::from_millis(vars.number("KEEPER_WORKER_LEASE_MS", 60_000u64)?.max(100)),
+            lease: Duration::from_millis(
+                vars.number("KEEPER_WORKER_LEASE_MS", 60_000u64)?.max(100),
+            ),
             max_attempts: vars.number("KEEPER_WORKER_MAX_ATTEMPTS", 8i32)?.max(1),
-            initial_backoff: Duration::from_millis(vars.number("KEEPER_WORKER_BACKOFF_MS", 2_000u64)?),
+            initial_backoff: Duration::from_millis(
+                vars.number("KEEPER_WORKER_BACKOFF_MS", 2_000u64)?,
+            ),
             max_backoff: Duration::from_millis(
                 vars.number("KEEPER_WORKER_MAX_BACKOFF_MS", 300_000u64)?,
             ),

@@ -148,7 +148,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
     let worker = if config.worker.run_in_serve {
         let worker = crate::worker::build_worker(&config, prepared.pool.clone()).await?;
-        Some(tokio::spawn(async move { worker.run(worker_stopped).await }))
+        Some(tokio::spawn(
+            async move { worker.run(worker_stopped).await },
+        ))
     } else {
         tracing::info!("operations worker disabled (KEEPER_SERVE_RUNS_WORKER=false)");
         None

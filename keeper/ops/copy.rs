@@ -32,64 +32,68 @@ pub fn mirror<'a>(
     progress: &'a Arc<ProgressCounter>,
 ) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
     async move {
-    let (jobs, receiver) = tokio::sync::mpsc::channel::<String>(concurrency.max(1) * 4);
-    let metadata = Metadata::from([(SURROGATE_KEY.to_owned(), surrogate_key.to_owned())]);
-    let plan = async move {
-        let mut sources = objects(store.as_ref(), from.as_str());
-        let mut existing = objects(store.as_ref(), to.as_str());
-        let mut leftovers = Vec::new();
-        let mut total = 0i64;
-        let mut source = sources.try_next().await?;
-        let mut target = existing.try_next().await?;
-        loop {
-            let order = match (&source, &target) {
-                (None, None) => break,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(s), Some(t)) => relative(from, s).cmp(relative(to, t)),
-            };
-            if order != Ordering::Greater {
-                if let Some(key) = source.take() {
-                    total += 1;
-                    if jobs.send(key).await.is_err() {
-                        // The copier stopped on an error; it reports it.
-                        break;
+        let (jobs, receiver) = tokio::sync::mpsc::channel::<String>(concurrency.max(1) * 4);
+        let metadata = Metadata::from([(SURROGATE_KEY.to_owned(), surrogate_key.to_owned())]);
+        let plan = async move {
+            let mut sources = objects(store.as_ref(), from.as_str());
+            let mut existing = objects(store.as_ref(), to.as_str());
+            let mut leftovers = Vec::new();
+            let mut total = 0i64;
+            let mut source = sources.try_next().await?;
+            let mut target = existing.try_next().await?;
+            loop {
+                let order = match (&source, &target) {
+                    (None, None) => break,
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (Some(s), Some(t)) => relative(from, s).cmp(relative(to, t)),
+                };
+                if order != Ordering::Greater {
+                    if let Some(key) = source.take() {
+                        total += 1;
+                        if jobs.send(key).await.is_err() {
+                            // The copier stopped on an error; it reports it.
+                            break;
+                        }
                     }
+                    source = sources.try_next().await?;
                 }
-                source = sources.try_next().await?;
-            }
-            if order != Ordering::Less {
-                if let Some(key) = target.take() {
-                    if order == Ordering::Greater {
-                        leftovers.push(key);
+                if order != Ordering::Less {
+                    if let Some(key) = target.take() {
+                        if order == Ordering::Greater {
+                            leftovers.push(key);
+                        }
                     }
+                    target = existing.try_next().await?;
                 }
-                target = existing.try_next().await?;
             }
-        }
-        drop(jobs);
-        progress.set_total(total);
-        Ok::<_, anyhow::Error>(leftovers)
-    };
-    let metadata = Arc::new(metadata);
-    let copies = futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|key| (key, receiver))
-    })
-    .map(|source_key| {
-        tokio::spawn(copy_one(
-            store.clone(),
-            from.clone(),
-            to.clone(),
-            source_key,
-            metadata.clone(),
-            progress.clone(),
-        ))
-    })
-    .buffer_unordered(concurrency.max(1))
-    .map(|joined| joined.map_err(anyhow::Error::from).and_then(|result| result))
-    .try_for_each(|()| futures::future::ready(Ok(())));
-    let (leftovers, ()) = tokio::try_join!(plan, copies)?;
-    Ok(leftovers)
+            drop(jobs);
+            progress.set_total(total);
+            Ok::<_, anyhow::Error>(leftovers)
+        };
+        let metadata = Arc::new(metadata);
+        let copies = futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|key| (key, receiver))
+        })
+        .map(|source_key| {
+            tokio::spawn(copy_one(
+                store.clone(),
+                from.clone(),
+                to.clone(),
+                source_key,
+                metadata.clone(),
+                progress.clone(),
+            ))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .map(|joined| {
+            joined
+                .map_err(anyhow::Error::from)
+                .and_then(|result| result)
+        })
+        .try_for_each(|()| futures::future::ready(Ok(())));
+        let (leftovers, ()) = tokio::try_join!(plan, copies)?;
+        Ok(leftovers)
     }
     .boxed()
 }
@@ -141,7 +145,11 @@ pub fn delete_keys<'a>(
     futures::stream::iter(batches)
         .map(|batch| tokio::spawn(delete_batch(store.clone(), batch)))
         .buffer_unordered(concurrency.max(1))
-        .map(|joined| joined.map_err(anyhow::Error::from).and_then(|result| result))
+        .map(|joined| {
+            joined
+                .map_err(anyhow::Error::from)
+                .and_then(|result| result)
+        })
         .try_for_each(|()| futures::future::ready(Ok(())))
         .boxed()
 }
@@ -153,18 +161,18 @@ pub fn delete_prefix<'a>(
     concurrency: usize,
 ) -> BoxFuture<'a, anyhow::Result<u64>> {
     async move {
-    let mut deleted = 0u64;
-    let mut pages = store.list(prefix.as_str());
-    while let Some(page) = pages
-        .try_next()
-        .await
-        .with_context(|| format!("listing {prefix}"))?
-    {
-        let keys: Vec<String> = page.into_iter().map(|object| object.key).collect();
-        delete_keys(store, &keys, concurrency).await?;
-        deleted += keys.len() as u64;
-    }
-    Ok(deleted)
+        let mut deleted = 0u64;
+        let mut pages = store.list(prefix.as_str());
+        while let Some(page) = pages
+            .try_next()
+            .await
+            .with_context(|| format!("listing {prefix}"))?
+        {
+            let keys: Vec<String> = page.into_iter().map(|object| object.key).collect();
+            delete_keys(store, &keys, concurrency).await?;
+            deleted += keys.len() as u64;
+        }
+        Ok(deleted)
     }
     .boxed()
 }
@@ -176,7 +184,9 @@ fn objects<'a>(
 ) -> impl Stream<Item = anyhow::Result<String>> + Unpin + Send + 'a {
     store
         .list(prefix)
-        .map_ok(|page| futures::stream::iter(page.into_iter().map(|o| Ok::<_, StorageError>(o.key))))
+        .map_ok(|page| {
+            futures::stream::iter(page.into_iter().map(|o| Ok::<_, StorageError>(o.key)))
+        })
         .try_flatten()
         .map(move |item| item.with_context(|| format!("listing {prefix}")))
 }

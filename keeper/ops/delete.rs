@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde::Deserialize;
 
 use crate::db::builds::find_build;
-use crate::db::editions::find_edition;
+use crate::db::editions::find_edition_row;
 use crate::db::models::Operation;
 use crate::db::products::find_product_by_id;
 use crate::db::schema::editions;
@@ -40,13 +40,19 @@ pub async fn edition(services: &Services, operation: &Operation) -> Result<Outco
         let Some(id) = edition_id else {
             return Ok(Vec::new());
         };
-        let edition = find_edition(conn, id).context("loading the edition")?;
-        let product = find_product_by_id(conn, edition.product_id).context("loading the product")?;
+        let Some(edition) = find_edition_row(conn, id).context("loading the edition")? else {
+            return Ok(Vec::new());
+        };
+        let product =
+            find_product_by_id(conn, edition.product_id).context("loading the product")?;
         Ok(vec![edition.surrogate_key, product.surrogate_key])
     })
     .await?;
     let product = ProductSlug::parse(&payload.product).map_err(invalid)?;
-    let prefix = BucketPrefix::edition(&product, &EditionSlug::parse(&payload.edition).map_err(invalid)?);
+    let prefix = BucketPrefix::edition(
+        &product,
+        &EditionSlug::parse(&payload.edition).map_err(invalid)?,
+    );
     let deleted = delete_prefix(&services.store, &prefix, services.config.copy_concurrency).await?;
     purge_keys(services, &keys).await?;
     tracing::info!(operation.id = operation.id, prefix = %prefix, deleted, "edition deleted");
@@ -78,7 +84,10 @@ pub async fn build(services: &Services, operation: &Operation) -> Result<Outcome
     })
     .await?;
     let product = ProductSlug::parse(&payload.product).map_err(invalid)?;
-    let prefix = BucketPrefix::build(&product, &BuildSlug::parse(&payload.build).map_err(invalid)?);
+    let prefix = BucketPrefix::build(
+        &product,
+        &BuildSlug::parse(&payload.build).map_err(invalid)?,
+    );
     let deleted = delete_prefix(&services.store, &prefix, services.config.copy_concurrency).await?;
     purge_keys(services, &keys).await?;
     tracing::info!(operation.id = operation.id, prefix = %prefix, deleted, "build deleted");

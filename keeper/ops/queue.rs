@@ -278,7 +278,9 @@ pub fn counts(conn: &mut DbConnection) -> QueryResult<QueueCounts> {
 /// The exponential backoff before attempt `attempts + 1`.
 pub fn backoff(attempts: i32, initial: Duration, max: Duration) -> Duration {
     let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-    initial.saturating_mul(2u32.saturating_pow(exponent)).min(max)
+    initial
+        .saturating_mul(2u32.saturating_pow(exponent))
+        .min(max)
 }
 
 /// The row, if `worker_id` still holds its claim.

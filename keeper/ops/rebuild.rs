@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use serde::Deserialize;
 
 use crate::db::builds::find_build;
-use crate::db::editions::find_edition;
+use crate::db::editions::find_edition_row;
 use crate::db::models::{now, Operation};
 use crate::db::products::find_product_by_id;
 use crate::db::schema::editions;
@@ -46,13 +46,22 @@ pub async fn run(
             )))
         }
     };
-    let (product, edition, build) = with_db(&services.pool, move |conn| {
-        let edition = find_edition(conn, edition_id).context("loading the edition")?;
+    let loaded = with_db(&services.pool, move |conn| {
+        let Some(edition) = find_edition_row(conn, edition_id).context("loading the edition")?
+        else {
+            return Ok(None);
+        };
         let build = find_build(conn, build_id).context("loading the build")?;
-        let product = find_product_by_id(conn, edition.product_id).context("loading the product")?;
-        Ok((product, edition, build))
+        let product =
+            find_product_by_id(conn, edition.product_id).context("loading the product")?;
+        Ok(Some((product, edition, build)))
     })
     .await?;
+    let Some((product, edition, build)) = loaded else {
+        return Ok(Outcome::with_message(Some(
+            "The edition no longer exists; nothing to rebuild.".into(),
+        )));
+    };
     if edition.date_ended.is_some() {
         return Ok(Outcome::with_message(Some(
             "The edition was deleted; nothing to rebuild.".into(),
@@ -64,12 +73,19 @@ pub async fn run(
              Point the edition at another build.",
             build.slug,
             product.slug,
-            if build.uploaded { "deprecated" } else { "not uploaded" }
+            if build.uploaded {
+                "deprecated"
+            } else {
+                "not uploaded"
+            }
         )));
     }
     let invalid = |err: crate::domain::DomainError| OpError::Permanent(err.to_string());
     let product_slug = ProductSlug::parse(&payload.product).map_err(invalid)?;
-    let from = BucketPrefix::build(&product_slug, &BuildSlug::parse(&payload.build).map_err(invalid)?);
+    let from = BucketPrefix::build(
+        &product_slug,
+        &BuildSlug::parse(&payload.build).map_err(invalid)?,
+    );
     let to = BucketPrefix::edition(
         &product_slug,
         &EditionSlug::parse(&payload.edition).map_err(invalid)?,

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::db::editions::find_edition;
+use crate::db::editions::find_edition_row;
 use crate::db::models::Operation;
 use crate::db::products::find_product_by_id;
 use crate::domain::{BucketPrefix, EditionSlug, ProductSlug};
@@ -32,23 +32,46 @@ pub async fn run(
             "The edition no longer exists; nothing to rename.".into(),
         )));
     };
-    let (edition, product) = with_db(&services.pool, move |conn| {
-        let edition = find_edition(conn, edition_id).context("loading the edition")?;
-        let product = find_product_by_id(conn, edition.product_id).context("loading the product")?;
-        Ok((edition, product))
+    let loaded = with_db(&services.pool, move |conn| {
+        let Some(edition) = find_edition_row(conn, edition_id).context("loading the edition")?
+        else {
+            return Ok(None);
+        };
+        let product =
+            find_product_by_id(conn, edition.product_id).context("loading the product")?;
+        Ok(Some((edition, product)))
     })
     .await?;
+    let Some((edition, product)) = loaded else {
+        return Ok(Outcome::with_message(Some(
+            "The edition no longer exists; nothing to rename.".into(),
+        )));
+    };
     let invalid = |err: crate::domain::DomainError| OpError::Permanent(err.to_string());
     let product_slug = ProductSlug::parse(&payload.product).map_err(invalid)?;
-    let from = BucketPrefix::edition(&product_slug, &EditionSlug::parse(&payload.from).map_err(invalid)?);
-    let to = BucketPrefix::edition(&product_slug, &EditionSlug::parse(&payload.to).map_err(invalid)?);
+    let from = BucketPrefix::edition(
+        &product_slug,
+        &EditionSlug::parse(&payload.from).map_err(invalid)?,
+    );
+    let to = BucketPrefix::edition(
+        &product_slug,
+        &EditionSlug::parse(&payload.to).map_err(invalid)?,
+    );
     if from == to {
         return Ok(Outcome::done());
     }
     let store = &services.store;
     let concurrency = services.config.copy_concurrency;
     let keys = [edition.surrogate_key.clone(), product.surrogate_key.clone()];
-    let leftovers = mirror(store, &from, &to, &edition.surrogate_key, concurrency, progress).await?;
+    let leftovers = mirror(
+        store,
+        &from,
+        &to,
+        &edition.surrogate_key,
+        concurrency,
+        progress,
+    )
+    .await?;
     delete_keys(store, &leftovers, concurrency)
         .await
         .with_context(|| format!("removing leftovers under {to}"))?;

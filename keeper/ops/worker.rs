@@ -13,7 +13,9 @@ use tokio::task::JoinSet;
 use crate::db::models::Operation;
 use crate::db::operations::OperationKind;
 use crate::ops::queue::{self, AfterFailure, QueueCounts};
-use crate::ops::{delete, purge, rebuild, rename, with_db, OpError, Outcome, ProgressCounter, Services};
+use crate::ops::{
+    delete, purge, rebuild, rename, with_db, OpError, Outcome, ProgressCounter, Services,
+};
 
 #[derive(Clone)]
 pub struct Worker {
@@ -67,7 +69,9 @@ impl Worker {
                     continue;
                 }
                 Ok(None) => {}
-                Err(err) => tracing::warn!(error = %format!("{err:#}"), "claiming an operation failed"),
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "claiming an operation failed")
+                }
             }
             drop(permit);
             tokio::select! {
@@ -87,7 +91,8 @@ impl Worker {
             match self.claim().await? {
                 Some(operation) => self.execute(operation, stop.clone()).await,
                 None => {
-                    let counts = with_db(&self.services.pool, |conn| Ok(queue::counts(conn)?)).await?;
+                    let counts =
+                        with_db(&self.services.pool, |conn| Ok(queue::counts(conn)?)).await?;
                     if counts.unfinished == 0 {
                         return Ok(counts);
                     }
@@ -100,7 +105,10 @@ impl Worker {
     async fn claim(&self) -> anyhow::Result<Option<Operation>> {
         let id = self.id.clone();
         let lease = self.services.config.lease;
-        with_db(&self.services.pool, move |conn| Ok(queue::claim(conn, &id, lease)?)).await
+        with_db(&self.services.pool, move |conn| {
+            Ok(queue::claim(conn, &id, lease)?)
+        })
+        .await
     }
 
     /// Runs one claimed operation to its outcome, renewing the lease meanwhile.
@@ -127,11 +135,13 @@ impl Worker {
             Some(result) => self.record(&operation, result, &progress).await,
             None => {
                 let (id, worker) = (operation.id, self.id.clone());
-                with_db(&self.services.pool, move |conn| Ok(queue::release(conn, id, &worker)?))
-                    .await
-                    .map(|released| {
-                        tracing::info!(operation.id = id, released, "shutting down: claim released");
-                    })
+                with_db(&self.services.pool, move |conn| {
+                    Ok(queue::release(conn, id, &worker)?)
+                })
+                .await
+                .map(|released| {
+                    tracing::info!(operation.id = id, released, "shutting down: claim released");
+                })
             }
         };
         if let Err(err) = result {
@@ -155,7 +165,9 @@ impl Worker {
             {
                 Ok(true) => {}
                 Ok(false) => return,
-                Err(err) => tracing::warn!(operation.id = id, error = %format!("{err:#}"), "renewing a lease failed"),
+                Err(err) => {
+                    tracing::warn!(operation.id = id, error = %format!("{err:#}"), "renewing a lease failed")
+                }
             }
         }
     }
@@ -188,9 +200,7 @@ impl Worker {
             Err(err) => {
                 let (message, next) = match &err {
                     OpError::Permanent(reason) => (
-                        format!(
-                            "{reason} (not retried; once fixed: POST /operations/{id}/retry)"
-                        ),
+                        format!("{reason} (not retried; once fixed: POST /operations/{id}/retry)"),
                         AfterFailure::Fail,
                     ),
                     OpError::Transient(_) if operation.attempts >= config.max_attempts => (
@@ -227,7 +237,10 @@ impl Worker {
             }
         };
         if !kept {
-            tracing::warn!(operation.id = id, "claim lost before the outcome was recorded; another worker redoes it");
+            tracing::warn!(
+                operation.id = id,
+                "claim lost before the outcome was recorded; another worker redoes it"
+            );
         }
         Ok(())
     }
