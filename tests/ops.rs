@@ -307,7 +307,53 @@ fn concurrent_repoints_end_on_the_last_committed_build(backend: TestBackend) {
     );
 }
 
+/// `POST /operations/<id>/retry`: admin_product only, in the JSON error shape.
+fn retry_needs_admin_product(backend: TestBackend) {
+    let p = Pipeline::start(backend, 1);
+    p.api.product(&p.admin, "demo");
+    let editor = p
+        .api
+        .user("editor", keeper::auth::Permissions::ADMIN_EDITION);
+    p.fastly.fail_next(1000, 500);
+    p.build("demo", &["main"], BUILD_FILES);
+    assert_eq!(p.run_queue().failed, 1);
+    let id = p
+        .api
+        .lines("SELECT CAST(id AS TEXT) AS line FROM operations")[0]
+        .clone();
+    let path = format!("/operations/{id}/retry");
+
+    let anonymous = p.api.call(reqwest::Method::POST, &path, None, None);
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
+    assert!(anonymous.body["message"].is_string(), "{anonymous:?}");
+    let forbidden = p.api.post(&path, &editor, json!({}));
+    assert_eq!(forbidden.status, 403, "{forbidden:?}");
+    assert!(forbidden.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("admin_product"));
+    let missing = p.api.post("/operations/999999/retry", &p.admin, json!({}));
+    assert_eq!(missing.status, 404, "{missing:?}");
+    assert_eq!(
+        p.api.get(&format!("/operations/{id}")).body["state"],
+        "FAILED"
+    );
+
+    p.fastly.fail_next(0, 200);
+    assert_eq!(p.api.post(&path, &p.admin, json!({})).status, 200);
+    let again = p.api.post(&path, &p.admin, json!({}));
+    assert_eq!(again.status, 409, "{again:?}");
+    assert!(
+        again.body["message"].as_str().unwrap().contains("READY"),
+        "{again:?}"
+    );
+    p.drain();
+    let done = p.api.post(&path, &p.admin, json!({}));
+    assert_eq!(done.status, 409, "{done:?}");
+}
+
 on_both_backends!(
+    retry_needs_admin_product,
     rebuild_publishes_exactly_the_build,
     rename_and_delete_touch_only_their_prefix,
     transient_faults_are_retried_until_they_clear,
