@@ -44,11 +44,14 @@ impl From<anyhow::Error> for OpError {
     }
 }
 
+/// Database writes that commit with an operation's OK state.
+pub type Effects = Box<dyn Fn(&mut DbConnection) -> diesel::QueryResult<()> + Send>;
+
 /// How a successful run ends: a note for the row, and database effects to apply in the same
 /// transaction as the OK state.
 pub struct Outcome {
     pub message: Option<String>,
-    pub effects: Box<dyn Fn(&mut DbConnection) -> diesel::QueryResult<()> + Send>,
+    pub effects: Effects,
 }
 
 impl Outcome {

@@ -283,17 +283,14 @@ pub fn backoff(attempts: i32, initial: Duration, max: Duration) -> Duration {
         .min(max)
 }
 
+type ClaimedRow = diesel::dsl::Filter<
+    diesel::dsl::Find<operations::table, i64>,
+    diesel::dsl::Eq<operations::state, &'static str>,
+>;
+type OwnedRow = diesel::dsl::Filter<ClaimedRow, diesel::dsl::Eq<operations::worker_id, String>>;
+
 /// The row, if `worker_id` still holds its claim.
-fn owned(
-    id: i64,
-    worker_id: &str,
-) -> diesel::dsl::Filter<
-    diesel::dsl::Filter<
-        diesel::dsl::Find<operations::table, i64>,
-        diesel::dsl::Eq<operations::state, &'static str>,
-    >,
-    diesel::dsl::Eq<operations::worker_id, String>,
-> {
+fn owned(id: i64, worker_id: &str) -> OwnedRow {
     operations::table
         .find(id)
         .filter(operations::state.eq(WORKING))

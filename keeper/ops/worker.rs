@@ -114,9 +114,6 @@ impl Worker {
     /// Runs one claimed operation to its outcome, renewing the lease meanwhile.
     async fn execute(&self, operation: Operation, mut stop: watch::Receiver<bool>) {
         let progress = Arc::new(ProgressCounter::new());
-        let span = tracing::info_span!("operation", operation.id = operation.id, operation.kind = %operation.kind);
-        let _entered = span.enter();
-        drop(_entered);
         tracing::info!(operation.id = operation.id, operation.kind = %operation.kind, attempt = operation.attempts, "operation claimed");
         let outcome = {
             let work = run_kind(&self.services, &operation, &progress);
