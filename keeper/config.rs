@@ -132,6 +132,19 @@ pub struct LogConfig {
 pub struct WorkerConfig {
     /// Whether `keeper serve` also runs the operations worker in-process.
     pub run_in_serve: bool,
+    /// Operations one worker process runs at once.
+    pub concurrency: usize,
+    /// How long a claim lasts unless renewed (renewed every third of it while working).
+    pub lease: Duration,
+    /// Attempts in all before an operation ends FAILED.
+    pub max_attempts: i32,
+    /// The wait before the second attempt; doubled for each further one, up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How often an idle worker looks for work.
+    pub poll_interval: Duration,
+    /// Object copies (and deletes) in flight per operation.
+    pub copy_concurrency: usize,
 }
 
 /// Where objects (the published sites) are stored.
@@ -340,6 +353,21 @@ impl Config {
         };
         let worker = WorkerConfig {
             run_in_serve: vars.flag("KEEPER_SERVE_RUNS_WORKER", true)?,
+            concurrency: vars.number("KEEPER_WORKER_CONCURRENCY", 4usize)?.max(1),
+            lease: Duration::from_millis(
+                vars.number("KEEPER_WORKER_LEASE_MS", 60_000u64)?.max(100),
+            ),
+            max_attempts: vars.number("KEEPER_WORKER_MAX_ATTEMPTS", 8i32)?.max(1),
+            initial_backoff: Duration::from_millis(
+                vars.number("KEEPER_WORKER_BACKOFF_MS", 2_000u64)?,
+            ),
+            max_backoff: Duration::from_millis(
+                vars.number("KEEPER_WORKER_MAX_BACKOFF_MS", 300_000u64)?,
+            ),
+            poll_interval: Duration::from_millis(
+                vars.number("KEEPER_WORKER_POLL_MS", 1_000u64)?.max(10),
+            ),
+            copy_concurrency: vars.number("KEEPER_COPY_CONCURRENCY", 32usize)?.max(1),
         };
         let storage = storage_config(&vars, &database.url)?;
         let cdn = cdn_config(&vars)?;

@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod ops;
 pub mod request_log;
 pub mod server;
 pub mod shutdown;

@@ -134,7 +134,7 @@ pub fn start_http_with(
     Ok(server.listen(listener).context("listening")?.run())
 }
 
-/// `keeper serve`: start-up, then HTTP (and, once it exists, the operations worker) until a signal.
+/// `keeper serve`: start-up, then HTTP and (unless disabled) the operations worker until a signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let prepared = prepare(&config)?;
     let storage = storage_services(&config, &prepared.secret_key).await?;
@@ -145,17 +145,29 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let server = start_http_with(state, &config.http, listener, Some(storage))?;
     let handle = server.handle();
     tracing::info!(%address, %public_url, "listening on http://{address}");
-    if config.worker.run_in_serve {
-        tracing::info!("operations worker: none to run yet in this release");
-    }
+    let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+    let worker = if config.worker.run_in_serve {
+        let worker = crate::worker::build_worker(&config, prepared.pool.clone()).await?;
+        Some(tokio::spawn(
+            async move { worker.run(worker_stopped).await },
+        ))
+    } else {
+        tracing::info!("operations worker disabled (KEEPER_SERVE_RUNS_WORKER=false)");
+        None
+    };
     let mut server = std::pin::pin!(server);
     tokio::select! {
         result = &mut server => result.context("running the HTTP server")?,
         () = shutdown.wait() => {
+            let _ = stop_worker.send(true);
             // The server future answers the stop command, so it must be polled meanwhile.
             let (_, result) = tokio::join!(handle.stop(true), server);
             result.context("stopping the HTTP server")?;
         }
+    }
+    let _ = stop_worker.send(true);
+    if let Some(worker) = worker {
+        worker.await.context("stopping the operations worker")?;
     }
     tracing::info!("stopped");
     Ok(())

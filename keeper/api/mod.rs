@@ -57,6 +57,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::delete().to(editions::delete)),
         )
         .service(web::resource("/operations/{id}").route(web::get().to(operations::get)))
+        .service(web::resource("/operations/{id}/retry").route(web::post().to(operations::retry)))
         .service(
             web::resource("/users/")
                 .route(web::get().to(users::list))

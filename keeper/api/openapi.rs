@@ -15,6 +15,7 @@ use crate::api::{builds, editions, health, operations, products, root, token, to
         builds::list_builds, builds::get_build, builds::create_build, builds::patch_build, builds::deprecate,
         editions::list, editions::get, editions::create, editions::patch, editions::delete,
         operations::get,
+        operations::retry,
         users::list, users::get, users::create, users::patch, users::delete,
         tokens::create, tokens::list, tokens::revoke,
     ),

@@ -1,4 +1,5 @@
-//! `GET /operations/<id>`: the state of a background operation.
+//! `GET /operations/<id>`: the state of a background operation; `POST /operations/<id>/retry`
+//! (admin_product) puts a FAILED one back in the queue.
 
 use actix_web::web;
 use serde::Serialize;
@@ -6,9 +7,13 @@ use utoipa::ToSchema;
 
 use crate::api::json::format_datetime;
 use crate::app::AppState;
+use crate::auth::identity::{authenticate, Credentials};
+use crate::auth::Permissions;
+use crate::db::models::Operation;
 use crate::db::operations::find_operation;
 use crate::db::pool;
-use crate::error::{or_not_found, ApiResult};
+use crate::error::{or_not_found, ApiError, ApiResult};
+use crate::ops::queue::{retry_failed, RetryRefusal};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OperationResponse {
@@ -46,7 +51,11 @@ pub async fn get(
         or_not_found(find_operation(conn, id), || format!("No operation {id}."))
     })
     .await?;
-    Ok(web::Json(OperationResponse {
+    Ok(web::Json(operation_response(&state, operation)))
+}
+
+fn operation_response(state: &AppState, operation: Operation) -> OperationResponse {
+    OperationResponse {
         self_url: state.url_for(&format!("operations/{}", operation.id)),
         kind: operation.kind,
         state: operation.state,
@@ -64,5 +73,43 @@ pub async fn get(
         },
         date_created: format_datetime(operation.date_created),
         date_updated: format_datetime(operation.date_updated),
-    }))
+    }
+}
+
+#[utoipa::path(post, path = "/operations/{id}/retry", tag = "operations",
+    params(("id" = i64, Path, description = "Operation id")),
+    responses((status = 200, body = OperationResponse), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+/// Puts a FAILED operation back to READY with a fresh attempt count. Needs `admin_product` (for
+/// the operation's product when it has one). 409 unless the operation is FAILED.
+pub async fn retry(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+    id: web::Path<i64>,
+) -> ApiResult<web::Json<OperationResponse>> {
+    let identity = authenticate(&state, &credentials).await?;
+    identity.require(Permissions::ADMIN_PRODUCT)?;
+    let id = id.into_inner();
+    let operation = pool::run(&state.pool, move |conn| {
+        let current = find_operation(conn, id).map_err(|err| match err {
+            diesel::result::Error::NotFound => ApiError::not_found(format!("No operation {id}.")),
+            other => other.into(),
+        })?;
+        match current.product_id {
+            Some(product) => identity.require_for_product(Permissions::ADMIN_PRODUCT, product)?,
+            None => identity.require_unscoped(Permissions::ADMIN_PRODUCT)?,
+        }
+        match retry_failed(conn, id)? {
+            Ok(operation) => Ok(operation),
+            Err(RetryRefusal::NotFound) => Err(ApiError::not_found(format!("No operation {id}."))),
+            Err(RetryRefusal::NotFailed(state)) => Err(ApiError::conflict(format!(
+                "Operation {id} is {state}; only a FAILED operation can be retried."
+            ))),
+        }
+    })
+    .await?;
+    tracing::info!(operation.id = id, "operation retry requested");
+    Ok(web::Json(operation_response(&state, operation)))
 }

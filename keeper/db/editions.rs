@@ -16,6 +16,15 @@ pub fn find_edition(conn: &mut DbConnection, id: i64) -> QueryResult<Edition> {
         .first(c))
 }
 
+/// The edition's row, deleted (ended) or not; `None` once the row itself is gone.
+pub fn find_edition_row(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Edition>> {
+    with_connection!(conn, c => editions::table
+        .find(id)
+        .select(Edition::as_select())
+        .first(c)
+        .optional())
+}
+
 pub fn find_edition_by_slug(
     conn: &mut DbConnection,
     product_id: i64,

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use diesel::prelude::*;
 
 use crate::db::models::{now, NewOperation, Operation};
-use crate::db::schema::operations;
+use crate::db::schema::{editions, operations};
 use crate::db::DbConnection;
 use crate::with_connection;
 
@@ -47,6 +47,16 @@ pub struct Enqueue {
 /// Records a READY operation. A rebuild supersedes the edition's queued (not yet working)
 /// rebuilds: only the newest request matters.
 pub fn enqueue(conn: &mut DbConnection, request: &Enqueue) -> QueryResult<Operation> {
+    if let (DbConnection::Postgres(c), Some(edition_id)) = (&mut *conn, request.edition_id) {
+        // Serializes concurrent requests on one edition (SQLite's immediate transactions already
+        // do), so that each one supersedes the previous and operation ids follow commit order.
+        editions::table
+            .find(edition_id)
+            .select(editions::id)
+            .for_update()
+            .first::<i64>(c)
+            .optional()?;
+    }
     let now = now();
     if let (OperationKind::RebuildEdition, Some(edition_id)) = (request.kind, request.edition_id) {
         with_connection!(conn, c => diesel::update(

@@ -4,6 +4,9 @@
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -17,9 +20,80 @@ pub const SECRET_KEY: &str = "5ecret-key-for-the-in-process-s3-server-0123456789
 pub const REGION: &str = "us-east-1";
 pub const BUCKET: &str = "keeper-test";
 
+/// What the server does to each request before (and after) s3s handles it: a fixed delay, a
+/// number of injected failures, and a log of the requests in the order they finished.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    delay_ms: AtomicU64,
+    failures_left: AtomicU32,
+    failure_status: AtomicU16,
+    /// Only requests with this method fail (any method when empty).
+    failure_method: Mutex<String>,
+    recording: AtomicBool,
+    log: Mutex<Vec<Recorded>>,
+}
+
+/// One request that reached the server.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+    /// When the response was ready.
+    pub finished: Instant,
+}
+
+impl Recorded {
+    /// A request that changes objects: PUT (put, copy), DELETE, or POST (batch delete).
+    pub fn is_write(&self) -> bool {
+        matches!(self.method.as_str(), "PUT" | "DELETE" | "POST")
+    }
+}
+
+impl Traffic {
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// The next `count` requests with `method` ("" for any) answer `status` without reaching s3s.
+    pub fn fail_next(&self, count: u32, method: &str, status: u16) {
+        *self.failure_method.lock().unwrap() = method.to_owned();
+        self.failure_status.store(status, Ordering::SeqCst);
+        self.failures_left.store(count, Ordering::SeqCst);
+    }
+
+    pub fn failures_left(&self) -> u32 {
+        self.failures_left.load(Ordering::SeqCst)
+    }
+
+    pub fn record(&self, on: bool) {
+        self.recording.store(on, Ordering::SeqCst);
+    }
+
+    pub fn log(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn take_failure(&self, method: &str) -> Option<u16> {
+        let wanted = self.failure_method.lock().unwrap().clone();
+        if !wanted.is_empty() && wanted != method {
+            return None;
+        }
+        self.failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .ok()
+            .map(|_| self.failure_status.load(Ordering::SeqCst))
+    }
+}
+
 /// The server runs on the calling tokio runtime until dropped.
 pub struct S3TestServer {
     pub address: SocketAddr,
+    pub traffic: Arc<Traffic>,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -56,6 +130,8 @@ impl S3TestServer {
             builder.set_access(PublicRead);
         }
         let service = builder.build();
+        let traffic = Arc::new(Traffic::default());
+        let shared = traffic.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -66,8 +142,13 @@ impl S3TestServer {
                 let Ok((socket, _)) = listener.accept().await else {
                     continue;
                 };
+                let (service, traffic) = (service.clone(), shared.clone());
+                let handler = hyper::service::service_fn(move |request| {
+                    let (service, traffic) = (service.clone(), traffic.clone());
+                    async move { traffic_layer(&service, &traffic, request).await }
+                });
                 let connection = http
-                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .serve_connection(TokioIo::new(socket), handler)
                     .into_owned();
                 tokio::spawn(async move {
                     let _ = connection.await;
@@ -76,6 +157,7 @@ impl S3TestServer {
         });
         Self {
             address,
+            traffic,
             task,
             _dir: dir,
         }
@@ -100,6 +182,44 @@ impl S3TestServer {
     pub async fn store(&self, page_size: i32) -> S3Store {
         S3Store::connect(self.settings(page_size)).await
     }
+}
+
+async fn traffic_layer(
+    service: &s3s::service::S3Service,
+    traffic: &Traffic,
+    request: http::Request<hyper::body::Incoming>,
+) -> Result<s3s::HttpResponse, s3s::HttpError> {
+    use hyper::service::Service;
+    let delay = traffic.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let response = match traffic.take_failure(&method) {
+        Some(status) => {
+            let mut response =
+                http::Response::new(s3s::Body::from(format!(
+                "<?xml version=\"1.0\"?><Error><Code>{}</Code><Message>injected</Message></Error>",
+                if status == 503 { "SlowDown" } else { "InternalError" }
+            )));
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            Ok(response)
+        }
+        None => Service::call(service, request).await,
+    };
+    if traffic.recording.load(Ordering::SeqCst) {
+        let status = response.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+        traffic.log.lock().unwrap().push(Recorded {
+            method,
+            path,
+            query,
+            status,
+            finished: Instant::now(),
+        });
+    }
+    response
 }
 
 impl Drop for S3TestServer {

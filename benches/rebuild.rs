@@ -1,0 +1,252 @@
+//! Rebuild time of a 10,000-object build into an edition against the in-process S3 server
+//! (s3s + s3s-fs, SigV4 checked), side by side with:
+//! - the baseline: the original Keeper's algorithm re-created here: delete the edition first,
+//!   then for each object, sequentially, HeadObject then CopyObject;
+//! - the ceiling: a bare concurrent CopyObject loop (no HEAD, no listing), the server's limit.
+//!
+//! Two settings: loopback as is (the server's CPU is the limit), and a fixed 20 ms delay on every
+//! S3 request (a stand-in for a real S3 round trip). keeper's figure is the storage part of
+//! `rebuild_edition` (`ops::copy::mirror` + leftover deletion; the purge and the database writes
+//! are a constant few requests). Under the delay the sequential baseline is measured on a slice
+//! of the build and scaled linearly to 10,000 objects (it is sequential, so its time is linear in
+//! the object count; measuring all of it would take minutes).
+//!
+//! `cargo bench --bench rebuild` runs it; under `cargo test`/`nextest` it does nothing.
+
+#[path = "../tests/storage_support/mod.rs"]
+mod storage_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::types::MetadataDirective;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use keeper::domain::{BucketPrefix, BuildSlug, EditionSlug, ProductSlug};
+use keeper::ops::copy::{delete_keys, delete_prefix, mirror};
+use keeper::ops::ProgressCounter;
+use keeper::storage::s3::S3Store;
+use keeper::storage::{Metadata, ObjectHeaders, ObjectStore};
+
+const OBJECTS: usize = 10_000;
+const CONCURRENCY: usize = 32;
+const RUNS: usize = 3;
+const DELAY: Duration = Duration::from_millis(20);
+/// Objects the baseline copies under the delay before its time is scaled to `OBJECTS`.
+const BASELINE_SLICE_WITH_DELAY: usize = 500;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|arg| arg == "--list") {
+        return;
+    }
+    if !args.iter().any(|arg| arg == "--bench") {
+        println!("rebuild benchmark: run it with `cargo bench --bench rebuild`");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+struct Bench {
+    server: storage_support::S3TestServer,
+    s3: S3Store,
+    store: Arc<dyn ObjectStore>,
+    product: ProductSlug,
+    build: BucketPrefix,
+    sources: Vec<String>,
+}
+
+async fn run() {
+    let server = storage_support::S3TestServer::start().await;
+    let s3 = server.store(1000).await;
+    let store: Arc<dyn ObjectStore> = Arc::new(s3.clone());
+    let product = ProductSlug::parse("bench").expect("slug");
+    let build = BucketPrefix::build(&product, &BuildSlug::parse("1").expect("slug"));
+    let headers = ObjectHeaders {
+        content_type: Some("text/html".into()),
+        cache_control: Some("max-age=31536000".into()),
+        metadata: Metadata::from([("surrogate-key".into(), "buildkey".into())]),
+        ..ObjectHeaders::default()
+    };
+    let sources: Vec<String> = (0..OBJECTS)
+        .map(|i| format!("{}d{}/page{i:05}.html", build.as_str(), i % 20))
+        .collect();
+    futures::stream::iter(sources.clone())
+        .map(|key| {
+            let (store, headers) = (store.clone(), headers.clone());
+            async move {
+                let body = Bytes::from(format!("<p>{key}</p>").repeat(20));
+                store.put(&key, body, &headers).await
+            }
+        })
+        .buffer_unordered(64)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("upload the build");
+    let bench = Bench {
+        server,
+        s3,
+        store,
+        product,
+        build,
+        sources,
+    };
+    println!(
+        "rebuild of a {OBJECTS}-object build into an edition, s3s-fs over loopback HTTP, \
+         concurrency {CONCURRENCY}, median of {RUNS} runs"
+    );
+    for delay in [Duration::ZERO, DELAY] {
+        bench.server.traffic.set_delay(delay);
+        bench.setting(delay).await;
+    }
+}
+
+impl Bench {
+    async fn setting(&self, delay: Duration) {
+        let mut edition = 0usize;
+        let mut next_edition = || {
+            edition += 1;
+            BucketPrefix::edition(
+                &self.product,
+                &EditionSlug::parse(&format!("e{}{edition}", delay.as_millis())).expect("slug"),
+            )
+        };
+        let mut keeper = Vec::new();
+        let mut ceiling = Vec::new();
+        let mut baseline = Vec::new();
+        for _ in 0..RUNS {
+            keeper.push(self.keeper(&next_edition()).await);
+            ceiling.push(self.ceiling(&next_edition()).await);
+        }
+        let slice = if delay.is_zero() {
+            OBJECTS
+        } else {
+            BASELINE_SLICE_WITH_DELAY
+        };
+        let baseline_runs = if delay.is_zero() { RUNS } else { 1 };
+        for _ in 0..baseline_runs {
+            let seconds = self.baseline(&next_edition(), slice).await;
+            baseline.push(seconds * OBJECTS as f64 / slice as f64);
+        }
+        let (k, c, b) = (median(keeper), median(ceiling), median(baseline));
+        println!(
+            "\n{} per S3 request:",
+            if delay.is_zero() {
+                "loopback, no delay".to_owned()
+            } else {
+                format!("{} ms delay", delay.as_millis())
+            }
+        );
+        println!(
+            "  keeper rebuild      {k:>8.2} s  {:>7.0} objects/s",
+            OBJECTS as f64 / k
+        );
+        println!(
+            "  ceiling (bare copy) {c:>8.2} s  {:>7.0} objects/s",
+            OBJECTS as f64 / c
+        );
+        println!(
+            "  baseline (original) {b:>8.2} s  {:>7.0} objects/s{}",
+            OBJECTS as f64 / b,
+            if slice < OBJECTS {
+                format!(" (measured on {slice} objects, scaled)")
+            } else {
+                String::new()
+            }
+        );
+        println!(
+            "  keeper vs baseline: {:.1}x faster; keeper throughput = {:.0}% of the ceiling",
+            b / k,
+            100.0 * c / k
+        );
+    }
+
+    /// keeper's rebuild storage steps: one listing pass of each prefix, concurrent copies with
+    /// the edition's surrogate key, then the leftovers' deletion.
+    async fn keeper(&self, edition: &BucketPrefix) -> f64 {
+        let progress = Arc::new(ProgressCounter::new());
+        let started = Instant::now();
+        let leftovers = mirror(
+            &self.store,
+            &self.build,
+            edition,
+            "editionkey",
+            CONCURRENCY,
+            &progress,
+        )
+        .await
+        .expect("mirror");
+        delete_keys(&self.store, &leftovers, CONCURRENCY)
+            .await
+            .expect("leftovers");
+        let elapsed = started.elapsed().as_secs_f64();
+        assert_eq!(progress.snapshot().done as usize, OBJECTS);
+        self.clear(edition).await;
+        elapsed
+    }
+
+    /// A bare concurrent CopyObject (REPLACE) loop over known keys and headers.
+    async fn ceiling(&self, edition: &BucketPrefix) -> f64 {
+        let started = Instant::now();
+        futures::stream::iter(self.sources.iter())
+            .map(|from| {
+                let to = format!("{}{}", edition.as_str(), &from[self.build.as_str().len()..]);
+                let client = self.s3.client().clone();
+                let bucket = self.s3.bucket().to_owned();
+                async move {
+                    client
+                        .copy_object()
+                        .bucket(&bucket)
+                        .key(to)
+                        .copy_source(format!("{bucket}/{from}"))
+                        .metadata_directive(MetadataDirective::Replace)
+                        .content_type("text/html")
+                        .cache_control("max-age=31536000")
+                        .metadata("surrogate-key", "editionkey")
+                        .send()
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+            .expect("copy");
+        let elapsed = started.elapsed().as_secs_f64();
+        self.clear(edition).await;
+        elapsed
+    }
+
+    /// The original algorithm: delete the edition, then HEAD + COPY each object in turn.
+    async fn baseline(&self, edition: &BucketPrefix, objects: usize) -> f64 {
+        let overrides = Metadata::from([("surrogate-key".into(), "editionkey".into())]);
+        let started = Instant::now();
+        delete_prefix(&self.store, edition, 1)
+            .await
+            .expect("delete the edition");
+        for from in self.sources.iter().take(objects) {
+            let to = format!("{}{}", edition.as_str(), &from[self.build.as_str().len()..]);
+            // S3Store::copy is HeadObject then CopyObject with the headers read.
+            self.store.copy(from, &to, &overrides).await.expect("copy");
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        self.clear(edition).await;
+        elapsed
+    }
+
+    async fn clear(&self, edition: &BucketPrefix) {
+        delete_prefix(&self.store, edition, CONCURRENCY)
+            .await
+            .expect("clear");
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}

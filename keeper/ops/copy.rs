@@ -1,0 +1,196 @@
+//! Mirroring one prefix onto another: the copy step shared by rebuilds and renames.
+//!
+//! Both prefixes are listed once, page by page, and merged in key order (both listings are
+//! sorted and share their layout under the prefix), so memory holds a page of each listing, the
+//! copies in flight, and the keys to delete afterwards (the destination's leftovers) — not the
+//! whole build. Each copy is one `CopyObject` with the metadata REPLACE directive setting the
+//! destination's surrogate key.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
+
+use crate::domain::BucketPrefix;
+use crate::ops::ProgressCounter;
+use crate::storage::{Metadata, ObjectStore, StorageError, DELETE_BATCH};
+
+/// The user-metadata entry that becomes the `Surrogate-Key` header at the edge.
+pub const SURROGATE_KEY: &str = "surrogate-key";
+
+/// Copies every object under `from` to the same relative key under `to` with `surrogate_key`,
+/// `concurrency` copies in flight. Returns the keys under `to` that `from` lacks (to delete once
+/// every copy succeeded). Fails on the first copy that fails; nothing is deleted here.
+pub fn mirror<'a>(
+    store: &'a Arc<dyn ObjectStore>,
+    from: &'a BucketPrefix,
+    to: &'a BucketPrefix,
+    surrogate_key: &'a str,
+    concurrency: usize,
+    progress: &'a Arc<ProgressCounter>,
+) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
+    async move {
+        let (jobs, receiver) = tokio::sync::mpsc::channel::<String>(concurrency.max(1) * 4);
+        let metadata = Metadata::from([(SURROGATE_KEY.to_owned(), surrogate_key.to_owned())]);
+        let plan = async move {
+            let mut sources = objects(store.as_ref(), from.as_str());
+            let mut existing = objects(store.as_ref(), to.as_str());
+            let mut leftovers = Vec::new();
+            let mut total = 0i64;
+            let mut source = sources.try_next().await?;
+            let mut target = existing.try_next().await?;
+            loop {
+                let order = match (&source, &target) {
+                    (None, None) => break,
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (Some(s), Some(t)) => relative(from, s).cmp(relative(to, t)),
+                };
+                if order != Ordering::Greater {
+                    if let Some(key) = source.take() {
+                        total += 1;
+                        if jobs.send(key).await.is_err() {
+                            // The copier stopped on an error; it reports it.
+                            break;
+                        }
+                    }
+                    source = sources.try_next().await?;
+                }
+                if order != Ordering::Less {
+                    if let Some(key) = target.take() {
+                        if order == Ordering::Greater {
+                            leftovers.push(key);
+                        }
+                    }
+                    target = existing.try_next().await?;
+                }
+            }
+            drop(jobs);
+            progress.set_total(total);
+            Ok::<_, anyhow::Error>(leftovers)
+        };
+        let metadata = Arc::new(metadata);
+        let copies = futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|key| (key, receiver))
+        })
+        .map(|source_key| {
+            tokio::spawn(copy_one(
+                store.clone(),
+                from.clone(),
+                to.clone(),
+                source_key,
+                metadata.clone(),
+                progress.clone(),
+            ))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .map(|joined| {
+            joined
+                .map_err(anyhow::Error::from)
+                .and_then(|result| result)
+        })
+        .try_for_each(|()| futures::future::ready(Ok(())));
+        let (leftovers, ()) = tokio::try_join!(plan, copies)?;
+        Ok(leftovers)
+    }
+    .boxed()
+}
+
+async fn copy_one(
+    store: Arc<dyn ObjectStore>,
+    from: BucketPrefix,
+    to: BucketPrefix,
+    source_key: String,
+    metadata: Arc<Metadata>,
+    progress: Arc<ProgressCounter>,
+) -> anyhow::Result<()> {
+    let target_key = match to.key(relative(&from, &source_key)) {
+        Ok(key) => key,
+        Err(err) => anyhow::bail!("mapping {source_key:?} under {to}: {err}"),
+    };
+    if let Err(err) = store.copy(&source_key, &target_key, &metadata).await {
+        anyhow::bail!("copying {source_key:?} to {target_key:?}: {err}");
+    }
+    progress.add_done(1);
+    Ok(())
+}
+
+async fn delete_batch(store: Arc<dyn ObjectStore>, batch: Vec<String>) -> anyhow::Result<()> {
+    let report = match store.delete(&batch).await {
+        Ok(report) => report,
+        Err(err) => anyhow::bail!("deleting objects: {err}"),
+    };
+    match report.failed.first() {
+        None => Ok(()),
+        Some(failure) => Err(anyhow::anyhow!(
+            "could not delete {} objects, e.g. {:?}: {} {}",
+            report.failed.len(),
+            failure.key,
+            failure.code,
+            failure.message
+        )),
+    }
+}
+
+/// Deletes `keys` in batches of up to 1000, `concurrency` batches in flight; any key the store
+/// could not delete fails the step.
+pub fn delete_keys<'a>(
+    store: &'a Arc<dyn ObjectStore>,
+    keys: &[String],
+    concurrency: usize,
+) -> BoxFuture<'a, anyhow::Result<()>> {
+    let batches: Vec<Vec<String>> = keys.chunks(DELETE_BATCH).map(<[String]>::to_vec).collect();
+    futures::stream::iter(batches)
+        .map(|batch| tokio::spawn(delete_batch(store.clone(), batch)))
+        .buffer_unordered(concurrency.max(1))
+        .map(|joined| {
+            joined
+                .map_err(anyhow::Error::from)
+                .and_then(|result| result)
+        })
+        .try_for_each(|()| futures::future::ready(Ok(())))
+        .boxed()
+}
+
+/// Deletes everything under `prefix` (which ends in `/`, so `v/1/` never touches `v/10/`).
+pub fn delete_prefix<'a>(
+    store: &'a Arc<dyn ObjectStore>,
+    prefix: &'a BucketPrefix,
+    concurrency: usize,
+) -> BoxFuture<'a, anyhow::Result<u64>> {
+    async move {
+        let mut deleted = 0u64;
+        let mut pages = store.list(prefix.as_str());
+        while let Some(page) = pages
+            .try_next()
+            .await
+            .with_context(|| format!("listing {prefix}"))?
+        {
+            let keys: Vec<String> = page.into_iter().map(|object| object.key).collect();
+            delete_keys(store, &keys, concurrency).await?;
+            deleted += keys.len() as u64;
+        }
+        Ok(deleted)
+    }
+    .boxed()
+}
+
+/// The keys under `prefix`, one at a time, read a page at a time.
+fn objects<'a>(
+    store: &'a dyn ObjectStore,
+    prefix: &'a str,
+) -> impl Stream<Item = anyhow::Result<String>> + Unpin + Send + 'a {
+    store
+        .list(prefix)
+        .map_ok(|page| {
+            futures::stream::iter(page.into_iter().map(|o| Ok::<_, StorageError>(o.key)))
+        })
+        .try_flatten()
+        .map(move |item| item.with_context(|| format!("listing {prefix}")))
+}
+
+fn relative<'k>(prefix: &BucketPrefix, key: &'k str) -> &'k str {
+    prefix.relative(key).unwrap_or(key)
+}

@@ -1,0 +1,115 @@
+//! Durable operations (DESIGN.md section 5): the queue ([`queue`]), the worker loop ([`worker`]),
+//! and one module per operation kind. Every kind is idempotent: re-running it, or resuming it
+//! after a crash, converges on the same end state.
+
+pub mod copy;
+pub mod delete;
+pub mod purge;
+pub mod queue;
+pub mod rebuild;
+pub mod rename;
+pub mod worker;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use crate::cdn::Purger;
+use crate::config::WorkerConfig;
+use crate::db::{DbConnection, DbPool};
+use crate::storage::ObjectStore;
+
+/// What an operation works with: the database, the process's store and CDN, the settings.
+#[derive(Clone)]
+pub struct Services {
+    pub pool: DbPool,
+    pub store: Arc<dyn ObjectStore>,
+    pub purger: Arc<dyn Purger>,
+    pub config: WorkerConfig,
+}
+
+/// Why an attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// Worth another attempt (storage or CDN trouble, a busy database).
+    #[error("{0:#}")]
+    Transient(anyhow::Error),
+    /// Retrying cannot help; the message says what to change.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<anyhow::Error> for OpError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Transient(err)
+    }
+}
+
+/// Database writes that commit with an operation's OK state.
+pub type Effects = Box<dyn Fn(&mut DbConnection) -> diesel::QueryResult<()> + Send>;
+
+/// How a successful run ends: a note for the row, and database effects to apply in the same
+/// transaction as the OK state.
+pub struct Outcome {
+    pub message: Option<String>,
+    pub effects: Effects,
+}
+
+impl Outcome {
+    pub fn done() -> Self {
+        Self::with_message(None)
+    }
+
+    pub fn with_message(message: Option<String>) -> Self {
+        Self {
+            message,
+            effects: Box::new(|_| Ok(())),
+        }
+    }
+}
+
+/// Objects done and in all, shared between the work and the lease renewal that reports it.
+#[derive(Debug, Default)]
+pub struct ProgressCounter {
+    done: AtomicI64,
+    /// -1 until known.
+    total: AtomicI64,
+}
+
+impl ProgressCounter {
+    pub fn new() -> Self {
+        Self {
+            done: AtomicI64::new(0),
+            total: AtomicI64::new(-1),
+        }
+    }
+
+    pub fn add_done(&self, count: i64) {
+        self.done.fetch_add(count, Ordering::Relaxed);
+    }
+
+    pub fn set_total(&self, total: i64) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> queue::Progress {
+        let total = self.total.load(Ordering::Relaxed);
+        queue::Progress {
+            done: self.done.load(Ordering::Relaxed),
+            total: (total >= 0).then_some(total),
+        }
+    }
+}
+
+/// Runs blocking database work on the blocking pool with a pooled connection.
+pub async fn with_db<T, F>(pool: &DbPool, work: F) -> anyhow::Result<T>
+where
+    F: FnOnce(&mut DbConnection) -> anyhow::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get()?;
+        work(&mut conn)
+    })
+    .await?
+}

@@ -1,0 +1,363 @@
+//! The operations pipeline end to end, on both backends: keeper's API enqueues, an in-process
+//! worker runs the queue against the in-process S3 server and a wiremock Fastly.
+
+mod common;
+mod ops_support;
+mod storage_support;
+
+use common::TestBackend;
+use ops_support::Pipeline;
+use serde_json::{json, Value};
+
+const BUILD_FILES: &[(&str, &str, &str)] = &[
+    ("index.html", "<h1>v2 home</h1>", "text/html"),
+    (
+        "guide/index.html",
+        "<p>guide v2</p>",
+        "text/html; charset=utf-8",
+    ),
+    ("guide/setup.html", "<p>setup v2</p>", "text/html"),
+    ("_static/app.css", "body { color: red }", "text/css"),
+    ("_static/data.json", "{\"a\": 1}", "application/json"),
+];
+
+fn edition(api: &common::api::Api, product: &str, slug: &str) -> Value {
+    let list = api.get(&format!("/products/{product}/editions/")).body["editions"].clone();
+    for url in list.as_array().unwrap() {
+        let body = api.get(url.as_str().unwrap()).body;
+        if body["slug"] == slug {
+            return body;
+        }
+    }
+    panic!("no edition {slug}");
+}
+
+/// After a rebuild the edition holds exactly the build's objects, byte-identical, each with the
+/// edition's surrogate key and its own headers; leftovers are gone; one purge of the edition's
+/// key was sent, after the last write to the bucket.
+fn rebuild_publishes_exactly_the_build(backend: TestBackend) {
+    let p = Pipeline::start(backend, 3);
+    p.api.product(&p.admin, "demo");
+    // A previous build's leftovers, and a sibling edition's objects that must not be touched.
+    p.put_files(
+        "demo/v/__main/",
+        &[
+            ("old-only.html", "stale", "text/html"),
+            ("index.html", "<h1>old home</h1>", "text/html"),
+        ],
+    );
+    p.put_files("demo/v/__main2/", &[("index.html", "sibling", "text/html")]);
+    p.s3.traffic.record(true);
+    let build = p.build("demo", &["main"], BUILD_FILES);
+    let main = edition(&p.api, "demo", "__main");
+    assert_eq!(main["pending_rebuild"], true, "{main}");
+    p.drain();
+
+    let key = p.edition_key("demo", "__main");
+    let mut expected: Vec<String> = BUILD_FILES.iter().map(|f| f.0.to_owned()).collect();
+    expected.sort();
+    assert_eq!(p.keys("demo/v/__main/"), expected);
+    let root = build["bucket_root_dir"].as_str().unwrap();
+    for (path, body, content_type) in BUILD_FILES {
+        let (head, bytes) = p.object(&format!("demo/v/__main/{path}"));
+        let (source, _) = p.object(&format!("{root}/{path}"));
+        assert_eq!(bytes.as_ref(), body.as_bytes(), "{path}");
+        assert_eq!(head.headers.content_type.as_deref(), Some(*content_type));
+        assert_eq!(head.headers.cache_control, source.headers.cache_control);
+        assert_eq!(head.headers.metadata.get("surrogate-key"), Some(&key));
+        assert_eq!(
+            head.headers.metadata.get("origin").map(String::as_str),
+            Some(*path)
+        );
+    }
+    assert_eq!(p.keys("demo/v/__main2/"), vec!["index.html".to_owned()]);
+
+    let purges = p.fastly.purges_of(&key);
+    assert_eq!(purges.len(), 1, "{:?}", p.fastly.purges());
+    let writes: Vec<_> =
+        p.s3.traffic
+            .log()
+            .into_iter()
+            .filter(|r| r.is_write())
+            .collect();
+    let last_write = writes.iter().map(|r| r.finished).max().unwrap();
+    assert!(
+        purges[0].received > last_write,
+        "the purge arrived before the last write to the bucket"
+    );
+    // The leftover's deletion is among the writes, and came after every copy.
+    let last_copy = writes
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| r.finished)
+        .max()
+        .unwrap();
+    let delete = writes
+        .iter()
+        .find(|r| r.method == "POST" && r.query.contains("delete"))
+        .unwrap();
+    assert!(
+        delete.finished > last_copy,
+        "leftovers deleted before every copy succeeded"
+    );
+
+    let main = edition(&p.api, "demo", "__main");
+    assert_eq!(main["build_url"], build["self_url"]);
+    assert_eq!(main["pending_rebuild"], false);
+    assert!(main["date_rebuilt"].is_string(), "{main}");
+    let states = p.api.operations();
+    assert!(states.iter().all(|s| s.contains(" OK ")), "{states:?}");
+}
+
+/// Renaming `1` moves its objects and leaves nothing behind; `10` is untouched. Deleting an
+/// edition removes its objects and its row; a sibling prefix is untouched.
+fn rename_and_delete_touch_only_their_prefix(backend: TestBackend) {
+    let p = Pipeline::start(backend, 3);
+    p.api.product(&p.admin, "demo");
+    let build = p.build("demo", &["main"], BUILD_FILES);
+    let mut ids = Vec::new();
+    for slug in ["1", "10"] {
+        let reply = p.api.post(
+            "/products/demo/editions/",
+            &p.admin,
+            json!({"slug": slug, "title": slug, "mode": "manual", "build_url": build["self_url"]}),
+        );
+        assert_eq!(reply.status, 201, "{reply:?}");
+        ids.push(reply.body["self_url"].as_str().unwrap().to_owned());
+    }
+    p.drain();
+    let ten_before: Vec<_> = p
+        .keys("demo/v/10/")
+        .into_iter()
+        .map(|k| p.object(&format!("demo/v/10/{k}")))
+        .collect();
+    assert_eq!(ten_before.len(), BUILD_FILES.len());
+
+    let renamed = p.api.patch(&ids[0], &p.admin, json!({"slug": "one"}));
+    assert_eq!(renamed.status, 200, "{renamed:?}");
+    p.drain();
+    assert!(
+        p.keys("demo/v/1/").is_empty(),
+        "objects left under the old prefix"
+    );
+    assert_eq!(p.keys("demo/v/one/").len(), BUILD_FILES.len());
+    let key = p.edition_key("demo", "one");
+    let (head, _) = p.object("demo/v/one/index.html");
+    assert_eq!(head.headers.metadata.get("surrogate-key"), Some(&key));
+    let ten_after: Vec<_> = p
+        .keys("demo/v/10/")
+        .into_iter()
+        .map(|k| p.object(&format!("demo/v/10/{k}")))
+        .collect();
+    assert_eq!(ten_after, ten_before, "the sibling edition 10 was touched");
+    assert!(
+        p.fastly.purges_of(&key).len() >= 2,
+        "rename purges after copy and after delete"
+    );
+
+    let deleted = p.api.delete(&ids[0], &p.admin);
+    assert_eq!(deleted.status, 200, "{deleted:?}");
+    p.drain();
+    assert!(p.keys("demo/v/one/").is_empty());
+    assert_eq!(p.keys("demo/v/10/").len(), BUILD_FILES.len());
+    assert_eq!(p.api.get(&ids[0]).status, 404);
+}
+
+/// S3 500s and Fastly 429s/500s are retried and the operation completes once they clear.
+fn transient_faults_are_retried_until_they_clear(backend: TestBackend) {
+    let p = Pipeline::start(backend, 6);
+    p.api.product(&p.admin, "demo");
+    let build = p.build("demo", &["main"], BUILD_FILES);
+    // More failures than the SDK's own retries absorb: at least one attempt fails.
+    p.s3.traffic.fail_next(8, "PUT", 500);
+    p.fastly.fail_next(1, 429);
+    p.drain();
+    assert_eq!(p.s3.traffic.failures_left(), 0);
+    let attempts = p
+        .api
+        .lines("SELECT CAST(attempts AS TEXT) AS line FROM operations");
+    assert!(attempts[0].parse::<i32>().unwrap() > 1, "{attempts:?}");
+    assert_eq!(p.keys("demo/v/__main/").len(), BUILD_FILES.len());
+    assert_eq!(
+        edition(&p.api, "demo", "__main")["build_url"],
+        build["self_url"]
+    );
+    let key = p.edition_key("demo", "__main");
+    assert_eq!(p.fastly.purges_of(&key).len(), 1);
+}
+
+/// A fault that outlasts the cap ends FAILED with a message naming the failure and the way out;
+/// nothing is recorded as done. An operator's retry then completes it.
+fn persistent_faults_end_failed_and_can_be_retried(backend: TestBackend) {
+    let p = Pipeline::start(backend, 2);
+    p.api.product(&p.admin, "demo");
+    p.fastly.fail_next(1000, 500);
+    let build = p.build("demo", &["main"], BUILD_FILES);
+    let counts = p.run_queue();
+    assert_eq!(counts.failed, 1);
+    let message = p
+        .api
+        .lines("SELECT COALESCE(message, '') AS line FROM operations")[0]
+        .clone();
+    assert!(message.contains("Gave up after 2 attempts"), "{message}");
+    assert!(message.contains("500"), "{message}");
+    assert!(message.contains("/retry"), "{message}");
+    let main = edition(&p.api, "demo", "__main");
+    assert!(
+        main["build_url"].is_null(),
+        "a failed rebuild was recorded: {main}"
+    );
+    assert_eq!(main["pending_rebuild"], false);
+
+    p.fastly.fail_next(0, 200);
+    let id = p
+        .api
+        .lines("SELECT CAST(id AS TEXT) AS line FROM operations")[0]
+        .clone();
+    let retried = p
+        .api
+        .post(&format!("/operations/{id}/retry"), &p.admin, json!({}));
+    assert_eq!(retried.status, 200, "{retried:?}");
+    assert_eq!(retried.body["state"], "READY");
+    p.drain();
+    assert_eq!(
+        edition(&p.api, "demo", "__main")["build_url"],
+        build["self_url"]
+    );
+}
+
+/// A rebuild from a build that was deprecated after it was requested is refused, not run.
+fn a_deprecated_build_is_never_published(backend: TestBackend) {
+    let p = Pipeline::start(backend, 3);
+    p.api.product(&p.admin, "demo");
+    let build = p.build("demo", &["main"], BUILD_FILES);
+    let deprecated = p.api.delete(build["self_url"].as_str().unwrap(), &p.admin);
+    assert_eq!(deprecated.status, 200, "{deprecated:?}");
+    let counts = p.run_queue();
+    assert_eq!(counts.failed, 1, "{:?}", p.api.operations());
+    let message = p
+        .api
+        .lines("SELECT COALESCE(message, '') AS line FROM operations WHERE state = 'FAILED'")[0]
+        .clone();
+    assert!(message.contains("deprecated"), "{message}");
+    assert!(p.keys("demo/v/__main/").is_empty());
+    assert!(p
+        .keys(&format!("{}/", build["bucket_root_dir"].as_str().unwrap()))
+        .is_empty());
+}
+
+/// 50 concurrent requests repoint one edition: it ends on the build of the last committed one,
+/// and every other request's operation is accounted for as SUPERSEDED (or OK).
+fn concurrent_repoints_end_on_the_last_committed_build(backend: TestBackend) {
+    let p = Pipeline::start(backend, 3);
+    p.api.product(&p.admin, "demo");
+    let builds: Vec<Value> = (0..5)
+        .map(|i| {
+            let files = [(
+                "index.html",
+                if i % 2 == 0 { "even" } else { "odd" },
+                "text/html",
+            )];
+            p.build("demo", &[&format!("b{i}")], &files)
+        })
+        .collect();
+    let created = p.api.post(
+        "/products/demo/editions/",
+        &p.admin,
+        json!({"slug": "live", "title": "live", "mode": "manual"}),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    let url = created.body["self_url"].as_str().unwrap().to_owned();
+    std::thread::scope(|scope| {
+        for i in 0..50 {
+            let (p, url, builds) = (&p, &url, &builds);
+            scope.spawn(move || {
+                let reply = p.api.patch(
+                    url,
+                    &p.admin,
+                    json!({"build_url": builds[i % builds.len()]["self_url"]}),
+                );
+                assert_eq!(reply.status, 200, "{reply:?}");
+            });
+        }
+    });
+    p.drain();
+    let edition_id = url.rsplit('/').next().unwrap();
+    let rows = p.api.lines(&format!(
+        "SELECT state || ' ' || CAST(build_id AS TEXT) AS line FROM operations \
+         WHERE edition_id = {edition_id} ORDER BY id"
+    ));
+    assert_eq!(rows.len(), 50, "{rows:?}");
+    let (last, earlier) = rows.split_last().unwrap();
+    assert!(last.starts_with("OK "), "{rows:?}");
+    assert!(
+        earlier
+            .iter()
+            .all(|r| r.starts_with("SUPERSEDED ") || r.starts_with("OK ")),
+        "{rows:?}"
+    );
+    let last_build = last.split(' ').nth(1).unwrap();
+    let live = p.api.get(&url).body;
+    assert!(
+        live["build_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/builds/{last_build}")),
+        "{live} vs {last}"
+    );
+}
+
+/// `POST /operations/<id>/retry`: admin_product only, in the JSON error shape.
+fn retry_needs_admin_product(backend: TestBackend) {
+    let p = Pipeline::start(backend, 1);
+    p.api.product(&p.admin, "demo");
+    let editor = p
+        .api
+        .user("editor", keeper::auth::Permissions::ADMIN_EDITION);
+    p.fastly.fail_next(1000, 500);
+    p.build("demo", &["main"], BUILD_FILES);
+    assert_eq!(p.run_queue().failed, 1);
+    let id = p
+        .api
+        .lines("SELECT CAST(id AS TEXT) AS line FROM operations")[0]
+        .clone();
+    let path = format!("/operations/{id}/retry");
+
+    let anonymous = p.api.call(reqwest::Method::POST, &path, None, None);
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
+    assert!(anonymous.body["message"].is_string(), "{anonymous:?}");
+    let forbidden = p.api.post(&path, &editor, json!({}));
+    assert_eq!(forbidden.status, 403, "{forbidden:?}");
+    assert!(forbidden.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("admin_product"));
+    let missing = p.api.post("/operations/999999/retry", &p.admin, json!({}));
+    assert_eq!(missing.status, 404, "{missing:?}");
+    assert_eq!(
+        p.api.get(&format!("/operations/{id}")).body["state"],
+        "FAILED"
+    );
+
+    p.fastly.fail_next(0, 200);
+    assert_eq!(p.api.post(&path, &p.admin, json!({})).status, 200);
+    let again = p.api.post(&path, &p.admin, json!({}));
+    assert_eq!(again.status, 409, "{again:?}");
+    assert!(
+        again.body["message"].as_str().unwrap().contains("READY"),
+        "{again:?}"
+    );
+    p.drain();
+    let done = p.api.post(&path, &p.admin, json!({}));
+    assert_eq!(done.status, 409, "{done:?}");
+}
+
+on_both_backends!(
+    retry_needs_admin_product,
+    rebuild_publishes_exactly_the_build,
+    rename_and_delete_touch_only_their_prefix,
+    transient_faults_are_retried_until_they_clear,
+    persistent_faults_end_failed_and_can_be_retried,
+    a_deprecated_build_is_never_published,
+    concurrent_repoints_end_on_the_last_committed_build,
+);
