@@ -324,3 +324,62 @@ fn a_server_gone_midway_leaves_the_build_unconfirmed() {
     assert_eq!(build["uploaded"], false, "{build}");
     assert!(keeper.operations().is_empty(), "{:?}", keeper.operations());
 }
+
+#[test]
+fn ltd_upload_then_the_worker_publishes_the_default_edition() {
+    let ltd = ltd_executable();
+    // This time `keeper serve` runs the operations worker, as it does by default.
+    let keeper = KeeperProcess::start(&[
+        ("KEEPER_SERVE_RUNS_WORKER", "true"),
+        ("KEEPER_WORKER_POLL_MS", "50"),
+    ]);
+    keeper.create_product("demo");
+    let work = tempfile::tempdir().unwrap();
+    let root = site(work.path());
+    let output = Command::new(&ltd)
+        .args(["--host", &keeper.base, "-u", USER, "-p", PASSWORD, "upload"])
+        .args(["--product", "demo", "--dir", root.to_str().unwrap()])
+        .args(["--git-ref", "main"])
+        .env_remove("LTD_SKIP_UPLOAD")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        text(&output),
+        keeper.log()
+    );
+    let build = only_build(&keeper);
+
+    // The rebuild of __main runs to OK; then the edition shows the build and serves its pages.
+    common::process::wait_for(
+        "the rebuild of __main",
+        std::time::Duration::from_secs(120),
+        || {
+            let operations = keeper.operations();
+            !operations.is_empty()
+                && operations
+                    .iter()
+                    .all(|op| op.starts_with("rebuild_edition OK"))
+        },
+    );
+    let main = keeper
+        .editions("demo")
+        .into_iter()
+        .find(|e| e["slug"] == "__main")
+        .unwrap();
+    assert_eq!(main["pending_rebuild"], false, "{main}");
+    assert_eq!(main["build_url"], build["self_url"], "{main}");
+    let published = main["published_url"].as_str().unwrap();
+    let page = common::client()
+        .get(format!("{published}/guide/index.html"))
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().unwrap().contains("guide/index.html"));
+    let index = common::client()
+        .get(format!("{published}/"))
+        .send()
+        .unwrap();
+    assert_eq!(index.status(), 200, "the edition root serves index.html");
+}
