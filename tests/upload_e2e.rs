@@ -71,6 +71,17 @@ fn assert_main_rebuild_queued(keeper: &KeeperProcess, slug: &str) {
     assert_eq!(main["pending_rebuild"], true, "{main}");
 }
 
+/// Runs the unchanged `ltd upload` of `root` as product `demo`, ref `main`.
+fn ltd_upload(ltd: &str, keeper: &KeeperProcess, root: &Path) -> Output {
+    Command::new(ltd)
+        .args(["--host", &keeper.base, "-u", USER, "-p", PASSWORD, "upload"])
+        .args(["--product", "demo", "--dir", root.to_str().unwrap()])
+        .args(["--git-ref", "main"])
+        .env_remove("LTD_SKIP_UPLOAD")
+        .output()
+        .unwrap()
+}
+
 fn site(dir: &Path) -> std::path::PathBuf {
     let root = dir.join("site");
     generate_site(&root, SITE_FILES);
@@ -85,13 +96,7 @@ fn ltd_upload_publishes_a_build_to_keeper_serve() {
     let work = tempfile::tempdir().unwrap();
     let root = site(work.path());
 
-    let output = Command::new(&ltd)
-        .args(["--host", &keeper.base, "-u", USER, "-p", PASSWORD, "upload"])
-        .args(["--product", "demo", "--dir", root.to_str().unwrap()])
-        .args(["--git-ref", "main"])
-        .env_remove("LTD_SKIP_UPLOAD")
-        .output()
-        .unwrap();
+    let output = ltd_upload(&ltd, &keeper, &root);
     assert!(
         output.status.success(),
         "{}\n{}",
@@ -336,13 +341,7 @@ fn ltd_upload_then_the_worker_publishes_the_default_edition() {
     keeper.create_product("demo");
     let work = tempfile::tempdir().unwrap();
     let root = site(work.path());
-    let output = Command::new(&ltd)
-        .args(["--host", &keeper.base, "-u", USER, "-p", PASSWORD, "upload"])
-        .args(["--product", "demo", "--dir", root.to_str().unwrap()])
-        .args(["--git-ref", "main"])
-        .env_remove("LTD_SKIP_UPLOAD")
-        .output()
-        .unwrap();
+    let output = ltd_upload(&ltd, &keeper, &root);
     assert!(
         output.status.success(),
         "{}\n{}",
