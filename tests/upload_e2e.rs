@@ -71,15 +71,21 @@ fn assert_main_rebuild_queued(keeper: &KeeperProcess, slug: &str) {
     assert_eq!(main["pending_rebuild"], true, "{main}");
 }
 
-/// Runs the unchanged `ltd upload` of `root` as product `demo`, ref `main`.
-fn ltd_upload(ltd: &str, keeper: &KeeperProcess, root: &Path) -> Output {
-    Command::new(ltd)
+/// Runs the unchanged `ltd upload` of `root` as product `demo`, ref `main`; it must succeed.
+fn ltd_upload_succeeds(ltd: &str, keeper: &KeeperProcess, root: &Path) {
+    let output = Command::new(ltd)
         .args(["--host", &keeper.base, "-u", USER, "-p", PASSWORD, "upload"])
         .args(["--product", "demo", "--dir", root.to_str().unwrap()])
         .args(["--git-ref", "main"])
         .env_remove("LTD_SKIP_UPLOAD")
         .output()
-        .unwrap()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        text(&output),
+        keeper.log()
+    );
 }
 
 fn site(dir: &Path) -> std::path::PathBuf {
@@ -96,13 +102,7 @@ fn ltd_upload_publishes_a_build_to_keeper_serve() {
     let work = tempfile::tempdir().unwrap();
     let root = site(work.path());
 
-    let output = ltd_upload(&ltd, &keeper, &root);
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        text(&output),
-        keeper.log()
-    );
+    ltd_upload_succeeds(&ltd, &keeper, &root);
 
     let build = only_build(&keeper);
     assert_eq!(build["uploaded"], true, "{build}");
@@ -341,13 +341,7 @@ fn ltd_upload_then_the_worker_publishes_the_default_edition() {
     keeper.create_product("demo");
     let work = tempfile::tempdir().unwrap();
     let root = site(work.path());
-    let output = ltd_upload(&ltd, &keeper, &root);
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        text(&output),
-        keeper.log()
-    );
+    ltd_upload_succeeds(&ltd, &keeper, &root);
     let build = only_build(&keeper);
 
     // The rebuild of __main runs to OK; then the edition shows the build and serves its pages.

@@ -35,6 +35,28 @@ const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
+/// The summary and headers of a `HeadObject` or `GetObject` answer: two SDK types with the same
+/// getters, so one macro reads both.
+macro_rules! object_head {
+    ($key:expr, $output:expr) => {
+        ObjectHead {
+            summary: ObjectSummary {
+                key: $key.to_owned(),
+                size: $output.content_length().unwrap_or(0).max(0) as u64,
+                etag: $output.e_tag().map(str::to_owned),
+                last_modified: $output.last_modified().and_then(chrono_time),
+            },
+            headers: ObjectHeaders {
+                content_type: $output.content_type().map(str::to_owned),
+                cache_control: $output.cache_control().map(str::to_owned),
+                content_encoding: $output.content_encoding().map(str::to_owned),
+                content_disposition: $output.content_disposition().map(str::to_owned),
+                metadata: metadata_of($output.metadata()),
+            },
+        }
+    };
+}
+
 /// How to reach a bucket.
 #[derive(Clone)]
 pub struct S3Settings {
@@ -280,21 +302,7 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|err| backend_error("head", key, err))?;
-        Ok(ObjectHead {
-            summary: ObjectSummary {
-                key: key.to_owned(),
-                size: output.content_length().unwrap_or(0).max(0) as u64,
-                etag: output.e_tag().map(str::to_owned),
-                last_modified: output.last_modified().and_then(chrono_time),
-            },
-            headers: ObjectHeaders {
-                content_type: output.content_type().map(str::to_owned),
-                cache_control: output.cache_control().map(str::to_owned),
-                content_encoding: output.content_encoding().map(str::to_owned),
-                content_disposition: output.content_disposition().map(str::to_owned),
-                metadata: metadata_of(output.metadata()),
-            },
-        })
+        Ok(object_head!(key, output))
     }
 
     async fn get(&self, key: &str) -> Result<Object, StorageError> {
@@ -307,21 +315,7 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|err| backend_error("get", key, err))?;
-        let head = ObjectHead {
-            summary: ObjectSummary {
-                key: key.to_owned(),
-                size: output.content_length().unwrap_or(0).max(0) as u64,
-                etag: output.e_tag().map(str::to_owned),
-                last_modified: output.last_modified().and_then(chrono_time),
-            },
-            headers: ObjectHeaders {
-                content_type: output.content_type().map(str::to_owned),
-                cache_control: output.cache_control().map(str::to_owned),
-                content_encoding: output.content_encoding().map(str::to_owned),
-                content_disposition: output.content_disposition().map(str::to_owned),
-                metadata: metadata_of(output.metadata()),
-            },
-        };
+        let head = object_head!(key, output);
         let key = key.to_owned();
         let body = futures::stream::try_unfold(output.body, move |mut body: SdkByteStream| {
             let key = key.clone();
