@@ -242,6 +242,23 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
     }
 }
 
+/// `KEEPER_S3_TIMEOUT_SECS`: a whole number of seconds, at least one.
+fn s3_timeout<F>(vars: &Vars<F>) -> Result<Duration, ConfigError>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    let default = crate::storage::s3::S3Settings::DEFAULT_ATTEMPT_TIMEOUT.as_secs();
+    vars.parse("KEEPER_S3_TIMEOUT_SECS", default, |raw| {
+        match raw.parse::<u64>() {
+            Ok(secs) if secs >= 1 => Ok(secs),
+            _ => Err(format!(
+                "expected a whole number of seconds, at least 1, got {raw:?}"
+            )),
+        }
+    })
+    .map(Duration::from_secs)
+}
+
 fn parse_flag(raw: &str) -> Result<bool, String> {
     match raw.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -448,6 +465,7 @@ fn storage_config<F: Fn(&str) -> Option<String>>(
                 access_key_id,
                 secret_access_key,
                 page_size: 1000,
+                attempt_timeout: s3_timeout(vars)?,
             })
         }
         other => {

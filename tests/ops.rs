@@ -8,6 +8,7 @@ mod storage_support;
 use common::TestBackend;
 use ops_support::Pipeline;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 const BUILD_FILES: &[(&str, &str, &str)] = &[
     ("index.html", "<h1>v2 home</h1>", "text/html"),
@@ -352,7 +353,184 @@ fn retry_needs_admin_product(backend: TestBackend) {
     assert_eq!(done.status, 409, "{done:?}");
 }
 
+/// S3 throttling (503 SlowDown on HEAD, 429 on copies) is retried: each rebuild completes once
+/// the fault clears, after more than one attempt, and publishes exactly its build.
+fn s3_throttling_is_retried_until_it_clears(backend: TestBackend) {
+    let p = Pipeline::start(backend, 8);
+    p.api.product(&p.admin, "demo");
+    for (round, (method, status)) in [("HEAD", 503), ("PUT", 429)].into_iter().enumerate() {
+        let files = round_files(round);
+        let build = p.build("demo", &["main"], &borrowed(&files));
+        // More failures than the SDK's own retries absorb: at least one attempt fails.
+        p.s3.traffic.fail_next(12, method, status);
+        p.drain();
+        assert_eq!(p.s3.traffic.failures_left(), 0, "{method} {status}");
+        assert!(
+            last_operation_attempts(&p) > 1,
+            "{method} {status}: no attempt failed"
+        );
+        assert_edition_holds(&p, "__main", &build, &files);
+    }
+}
+
+/// An S3 server that stops answering does not hold an operation: each request is abandoned at
+/// the client's timeout and retried, the operation ends FAILED after the cap with a message
+/// saying so, and once the server answers again an operator's retry completes it. Without the
+/// timeout the stalled requests would never return and the queue would not settle.
+fn stalled_s3_requests_time_out_then_fail_clearly(backend: TestBackend) {
+    let p = Pipeline::start_with(backend, 2, Duration::from_millis(300));
+    p.api.product(&p.admin, "demo");
+    let files = round_files(0);
+    let build = p.build("demo", &["main"], &borrowed(&files));
+    p.s3.traffic
+        .stall_next(u32::MAX, "PUT", Duration::from_secs(3600));
+    let counts = p.run_queue_within(Duration::from_secs(120));
+    assert_eq!(counts.failed, 1, "{counts:?}");
+    let message = p
+        .api
+        .lines("SELECT COALESCE(message, '') AS line FROM operations")[0]
+        .to_lowercase();
+    assert!(message.contains("gave up after 2 attempts"), "{message}");
+    assert!(
+        message.contains("timeout") || message.contains("timed out"),
+        "{message}"
+    );
+    assert!(
+        edition(&p.api, "demo", "__main")["build_url"].is_null(),
+        "a rebuild that never copied was recorded"
+    );
+
+    p.s3.traffic.stall_next(0, "", Duration::ZERO);
+    let id = p
+        .api
+        .lines("SELECT CAST(id AS TEXT) AS line FROM operations")[0]
+        .clone();
+    let retried = p
+        .api
+        .post(&format!("/operations/{id}/retry"), &p.admin, json!({}));
+    assert_eq!(retried.status, 200, "{retried:?}");
+    p.drain();
+    assert_edition_holds(&p, "__main", &build, &files);
+}
+
+/// Several workers, each with its own connection pool, drain one queue: every operation runs
+/// once (one attempt, one set of copies, one purge per edition) and the work is shared.
+fn several_workers_share_the_queue_without_double_work(backend: TestBackend) {
+    const EDITIONS: usize = 8;
+    let p = Pipeline::start(backend, 3);
+    p.api.product(&p.admin, "demo");
+    for n in 0..EDITIONS {
+        let created = p.api.post(
+            "/products/demo/editions/",
+            &p.admin,
+            json!({"slug": format!("track{n}"), "title": format!("track {n}"), "mode": "git_refs", "tracked_refs": ["main"]}),
+        );
+        assert_eq!(created.status, 201, "{created:?}");
+    }
+    p.s3.traffic.record(true);
+    let files = round_files(0);
+    let build = p.build("demo", &["main"], &borrowed(&files));
+    let queued = p
+        .api
+        .lines("SELECT CAST(COUNT(*) AS TEXT) AS line FROM operations WHERE state = 'READY'");
+    assert_eq!(queued, vec![(EDITIONS + 1).to_string()]);
+
+    let config = p.api.db.config(&[]);
+    let workers: Vec<keeper::ops::worker::Worker> = (0..3)
+        .map(|_| {
+            keeper::ops::worker::Worker::new(keeper::ops::Services {
+                pool: keeper::db::build_pool(&config.database),
+                ..p.services.clone()
+            })
+        })
+        .collect();
+    let drained = p.runtime.block_on(futures::future::join_all(
+        workers.iter().map(|worker| worker.drain()),
+    ));
+    for counts in drained {
+        assert_eq!(counts.unwrap(), Default::default());
+    }
+
+    let runs = p.api.lines(
+        "SELECT state || ' ' || CAST(attempts AS TEXT) || ' ' || COALESCE(worker_id, '-') AS line          FROM operations ORDER BY id",
+    );
+    assert_eq!(runs.len(), EDITIONS + 1);
+    assert!(
+        runs.iter().all(|run| run.starts_with("OK 1 ")),
+        "an operation ran twice or not at all: {runs:#?}"
+    );
+    let ids: std::collections::BTreeSet<&str> = runs
+        .iter()
+        .map(|run| run.rsplit(' ').next().unwrap())
+        .collect();
+    assert!(ids.len() > 1, "one worker did all the work: {runs:#?}");
+    let copies =
+        p.s3.traffic
+            .log()
+            .into_iter()
+            .filter(|request| request.method == "PUT" && request.path.contains("/demo/v/"))
+            .count();
+    assert_eq!(copies, (EDITIONS + 1) * files.len(), "copies made");
+    let mut editions: Vec<String> = (0..EDITIONS).map(|n| format!("track{n}")).collect();
+    editions.push("__main".into());
+    for slug in editions {
+        assert_edition_holds(&p, &slug, &build, &files);
+        let key = p.edition_key("demo", &slug);
+        assert_eq!(p.fastly.purges_of(&key).len(), 1, "purges of {slug}");
+    }
+}
+
+/// Build files whose bodies name the round, so that each round's rebuild is visible.
+fn round_files(round: usize) -> Vec<(&'static str, String, &'static str)> {
+    BUILD_FILES
+        .iter()
+        .map(|(path, body, content_type)| (*path, format!("{body} round {round}"), *content_type))
+        .collect()
+}
+
+fn borrowed<'a>(
+    files: &'a [(&'static str, String, &'static str)],
+) -> Vec<(&'a str, &'a str, &'a str)> {
+    files
+        .iter()
+        .map(|(path, body, content_type)| (*path, body.as_str(), *content_type))
+        .collect()
+}
+
+fn last_operation_attempts(p: &Pipeline) -> i32 {
+    p.api
+        .lines("SELECT CAST(attempts AS TEXT) AS line FROM operations ORDER BY id DESC")[0]
+        .parse()
+        .unwrap()
+}
+
+/// The edition is on `build` and its prefix holds exactly `files`, byte for byte.
+fn assert_edition_holds(
+    p: &Pipeline,
+    slug: &str,
+    build: &Value,
+    files: &[(&'static str, String, &'static str)],
+) {
+    assert_eq!(
+        edition(&p.api, "demo", slug)["build_url"],
+        build["self_url"],
+        "{slug}"
+    );
+    let prefix = format!("demo/v/{slug}/");
+    let mut expected: Vec<String> = files.iter().map(|(path, ..)| (*path).to_owned()).collect();
+    expected.sort();
+    assert_eq!(p.keys(&prefix), expected, "{slug}");
+    for (path, body, content_type) in files {
+        let (head, bytes) = p.object(&format!("{prefix}{path}"));
+        assert_eq!(bytes, body.as_bytes(), "{slug}/{path}");
+        assert_eq!(head.headers.content_type.as_deref(), Some(*content_type));
+    }
+}
+
 on_both_backends!(
+    s3_throttling_is_retried_until_it_clears,
+    stalled_s3_requests_time_out_then_fail_clearly,
+    several_workers_share_the_queue_without_double_work,
     retry_needs_admin_product,
     rebuild_publishes_exactly_the_build,
     rename_and_delete_touch_only_their_prefix,

@@ -3,8 +3,9 @@
 //! Both prefixes are listed once, page by page, and merged in key order (both listings are
 //! sorted and share their layout under the prefix), so memory holds a page of each listing, the
 //! copies in flight, and the keys to delete afterwards (the destination's leftovers) — not the
-//! whole build. Each copy is one `CopyObject` with the metadata REPLACE directive setting the
-//! destination's surrogate key.
+//! whole build. Each object costs a `HeadObject` (its headers) and a `CopyObject` with the
+//! metadata REPLACE directive resending them with the destination's surrogate key; the two run
+//! as a pipeline, so reading headers overlaps copying.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 
 use crate::domain::BucketPrefix;
 use crate::ops::ProgressCounter;
-use crate::storage::{Metadata, ObjectStore, StorageError, DELETE_BATCH};
+use crate::storage::{Metadata, ObjectHeaders, ObjectStore, StorageError, DELETE_BATCH};
 
 /// The user-metadata entry that becomes the `Surrogate-Key` header at the edge.
 pub const SURROGATE_KEY: &str = "surrogate-key";
@@ -72,25 +73,26 @@ pub fn mirror<'a>(
             Ok::<_, anyhow::Error>(leftovers)
         };
         let metadata = Arc::new(metadata);
+        let concurrency = concurrency.max(1);
+        // Two stages, each with `concurrency` requests in flight: the source's headers are read
+        // (S3 cannot replace one metadata entry, so a copy must resend them all) while earlier
+        // objects are being copied, so neither kind of request waits for the other.
         let copies = futures::stream::unfold(receiver, |mut receiver| async move {
             receiver.recv().await.map(|key| (key, receiver))
         })
         .map(|source_key| {
-            tokio::spawn(copy_one(
+            tokio::spawn(plan_copy(
                 store.clone(),
                 from.clone(),
                 to.clone(),
                 source_key,
                 metadata.clone(),
-                progress.clone(),
             ))
+            .map(joined)
         })
-        .buffer_unordered(concurrency.max(1))
-        .map(|joined| {
-            joined
-                .map_err(anyhow::Error::from)
-                .and_then(|result| result)
-        })
+        .buffer_unordered(concurrency)
+        .map_ok(|copy| tokio::spawn(copy_one(store.clone(), copy, progress.clone())).map(joined))
+        .try_buffer_unordered(concurrency)
         .try_for_each(|()| futures::future::ready(Ok(())));
         let (leftovers, ()) = tokio::try_join!(plan, copies)?;
         Ok(leftovers)
@@ -98,23 +100,61 @@ pub fn mirror<'a>(
     .boxed()
 }
 
-async fn copy_one(
+/// One object to copy: where from, where to, and the headers the copy is stored with.
+struct PlannedCopy {
+    source_key: String,
+    target_key: String,
+    headers: ObjectHeaders,
+}
+
+/// Maps `source_key` under `to` and reads its headers, with `metadata` merged in.
+async fn plan_copy(
     store: Arc<dyn ObjectStore>,
     from: BucketPrefix,
     to: BucketPrefix,
     source_key: String,
     metadata: Arc<Metadata>,
-    progress: Arc<ProgressCounter>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<PlannedCopy> {
     let target_key = match to.key(relative(&from, &source_key)) {
         Ok(key) => key,
         Err(err) => anyhow::bail!("mapping {source_key:?} under {to}: {err}"),
     };
-    if let Err(err) = store.copy(&source_key, &target_key, &metadata).await {
+    let head = match store.head(&source_key).await {
+        Ok(head) => head,
+        Err(err) => anyhow::bail!("reading the headers of {source_key:?}: {err}"),
+    };
+    Ok(PlannedCopy {
+        source_key,
+        target_key,
+        headers: head.headers.with_metadata(&metadata),
+    })
+}
+
+async fn copy_one(
+    store: Arc<dyn ObjectStore>,
+    copy: PlannedCopy,
+    progress: Arc<ProgressCounter>,
+) -> anyhow::Result<()> {
+    let PlannedCopy {
+        source_key,
+        target_key,
+        headers,
+    } = copy;
+    if let Err(err) = store
+        .copy_with_headers(&source_key, &target_key, &headers)
+        .await
+    {
         anyhow::bail!("copying {source_key:?} to {target_key:?}: {err}");
     }
     progress.add_done(1);
     Ok(())
+}
+
+/// A spawned task's result, with a panic or cancellation as an error.
+fn joined<T>(outcome: Result<anyhow::Result<T>, tokio::task::JoinError>) -> anyhow::Result<T> {
+    outcome
+        .map_err(anyhow::Error::from)
+        .and_then(|result| result)
 }
 
 async fn delete_batch(store: Arc<dyn ObjectStore>, batch: Vec<String>) -> anyhow::Result<()> {
@@ -143,13 +183,8 @@ pub fn delete_keys<'a>(
 ) -> BoxFuture<'a, anyhow::Result<()>> {
     let batches: Vec<Vec<String>> = keys.chunks(DELETE_BATCH).map(<[String]>::to_vec).collect();
     futures::stream::iter(batches)
-        .map(|batch| tokio::spawn(delete_batch(store.clone(), batch)))
+        .map(|batch| tokio::spawn(delete_batch(store.clone(), batch)).map(joined))
         .buffer_unordered(concurrency.max(1))
-        .map(|joined| {
-            joined
-                .map_err(anyhow::Error::from)
-                .and_then(|result| result)
-        })
         .try_for_each(|()| futures::future::ready(Ok(())))
         .boxed()
 }

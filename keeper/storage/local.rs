@@ -65,6 +65,14 @@ struct Sidecar {
     headers: ObjectHeaders,
 }
 
+/// The headers a copy is stored with.
+enum CopiedHeaders {
+    /// The source's, read with its data, with these user metadata entries added or replaced.
+    SourceWith(Metadata),
+    /// Exactly these.
+    Exactly(ObjectHeaders),
+}
+
 impl LocalStore {
     /// Opens (creating if needed) a store rooted at `root`.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
@@ -334,7 +342,7 @@ impl Inner {
         self.put_parts(key, &temp, &sidecar)
     }
 
-    fn copy(&self, from: &str, to: &str, overrides: &Metadata) -> Result<(), StorageError> {
+    fn copy(&self, from: &str, to: &str, headers: CopiedHeaders) -> Result<(), StorageError> {
         let (mut source, _, mut sidecar) = self.open_consistent("copy", from)?;
         let temp = self.temp_path();
         let copied =
@@ -344,12 +352,10 @@ impl Inner {
             return Err(io_error("copy", from)(err));
         }
         sidecar.inode = temp_inode(&temp);
-        for (name, value) in overrides {
-            sidecar
-                .headers
-                .metadata
-                .insert(name.to_ascii_lowercase(), value.clone());
-        }
+        sidecar.headers = match headers {
+            CopiedHeaders::SourceWith(overrides) => sidecar.headers.with_metadata(&overrides),
+            CopiedHeaders::Exactly(headers) => headers,
+        };
         self.put_parts(to, &temp, &sidecar)
     }
 
@@ -586,9 +592,25 @@ impl ObjectStore for LocalStore {
         validate_key(from)?;
         validate_key(to)?;
         let (from_owned, to_owned) = (from.to_owned(), to.to_owned());
-        let metadata = metadata.clone();
+        let headers = CopiedHeaders::SourceWith(metadata.clone());
         self.blocking("copy", from, move |inner| {
-            inner.copy(&from_owned, &to_owned, &metadata)
+            inner.copy(&from_owned, &to_owned, headers)
+        })
+        .await
+    }
+
+    async fn copy_with_headers(
+        &self,
+        from: &str,
+        to: &str,
+        headers: &ObjectHeaders,
+    ) -> Result<(), StorageError> {
+        validate_key(from)?;
+        validate_key(to)?;
+        let (from_owned, to_owned) = (from.to_owned(), to.to_owned());
+        let headers = CopiedHeaders::Exactly(headers.clone());
+        self.blocking("copy", from, move |inner| {
+            inner.copy(&from_owned, &to_owned, headers)
         })
         .await
     }

@@ -33,6 +33,18 @@ pub struct ObjectHeaders {
     pub metadata: Metadata,
 }
 
+impl ObjectHeaders {
+    /// These headers with the entries of `overrides` added to or replacing the user metadata
+    /// (names lower-cased, as stores report them).
+    pub fn with_metadata(mut self, overrides: &Metadata) -> Self {
+        for (name, value) in overrides {
+            self.metadata
+                .insert(name.to_ascii_lowercase(), value.clone());
+        }
+        self
+    }
+}
+
 /// One entry of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectSummary {
@@ -141,6 +153,17 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Copies `from` to `to`, keeping every stored header and user metadata entry, with the
     /// entries of `metadata` added or replaced (e.g. `surrogate-key`).
     async fn copy(&self, from: &str, to: &str, metadata: &Metadata) -> Result<(), StorageError>;
+
+    /// Copies `from` to `to` and stores the copy with exactly `headers` (typically the source's
+    /// headers from [`ObjectStore::head`], changed by the caller). It does not read the
+    /// source's headers itself, so a caller that reads them ahead of the copies (the rebuild
+    /// pipeline) keeps both kinds of request busy at once.
+    async fn copy_with_headers(
+        &self,
+        from: &str,
+        to: &str,
+        headers: &ObjectHeaders,
+    ) -> Result<(), StorageError>;
 
     /// Deletes up to [`DELETE_BATCH`] keys in one request; longer slices go in several.
     async fn delete(&self, keys: &[String]) -> Result<DeleteReport, StorageError>;

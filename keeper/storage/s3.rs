@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
@@ -34,6 +35,9 @@ const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
+
+/// The longest wait for a connection to the S3 endpoint.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The summary and headers of a `HeadObject` or `GetObject` answer: two SDK types with the same
 /// getters, so one macro reads both.
@@ -72,6 +76,15 @@ pub struct S3Settings {
     pub secret_access_key: Option<SecretString>,
     /// Keys per listing page (at most 1000).
     pub page_size: i32,
+    /// How long one attempt of a request may take (connecting included) before it is abandoned
+    /// and retried: a server that stops answering must not hold an operation forever.
+    pub attempt_timeout: std::time::Duration,
+}
+
+impl S3Settings {
+    /// The default for [`S3Settings::attempt_timeout`]: long enough for a server-side copy of a
+    /// large object.
+    pub const DEFAULT_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -83,6 +96,7 @@ impl std::fmt::Debug for S3Settings {
             .field("path_style", &self.path_style)
             .field("access_key_id", &self.access_key_id)
             .field("page_size", &self.page_size)
+            .field("attempt_timeout", &self.attempt_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -121,7 +135,12 @@ impl S3Store {
         }
         let shared = loader.load().await;
         let credentials = shared.credentials_provider();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(settings.attempt_timeout.min(CONNECT_TIMEOUT))
+            .operation_attempt_timeout(settings.attempt_timeout)
+            .build();
         let config = aws_sdk_s3::config::Builder::from(&shared)
+            .timeout_config(timeouts)
             .force_path_style(settings.path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
@@ -366,12 +385,19 @@ impl ObjectStore for S3Store {
     async fn copy(&self, from: &str, to: &str, metadata: &Metadata) -> Result<(), StorageError> {
         validate_key(to)?;
         let source = self.head(from).await?;
-        let mut headers = source.headers;
-        for (name, value) in metadata {
-            headers
-                .metadata
-                .insert(name.to_ascii_lowercase(), value.clone());
-        }
+        self.copy_with_headers(from, to, &source.headers.with_metadata(metadata))
+            .await
+    }
+
+    /// One `CopyObject` with the REPLACE directive and `headers`.
+    async fn copy_with_headers(
+        &self,
+        from: &str,
+        to: &str,
+        headers: &ObjectHeaders,
+    ) -> Result<(), StorageError> {
+        validate_key(from)?;
+        validate_key(to)?;
         let copy_source = format!(
             "{}/{}",
             self.settings.bucket,
@@ -383,11 +409,17 @@ impl ObjectStore for S3Store {
             .key(to)
             .copy_source(copy_source)
             .metadata_directive(MetadataDirective::Replace)
-            .set_content_type(headers.content_type)
-            .set_cache_control(headers.cache_control)
-            .set_content_encoding(headers.content_encoding)
-            .set_content_disposition(headers.content_disposition)
-            .set_metadata(Some(headers.metadata.into_iter().collect()))
+            .set_content_type(headers.content_type.clone())
+            .set_cache_control(headers.cache_control.clone())
+            .set_content_encoding(headers.content_encoding.clone())
+            .set_content_disposition(headers.content_disposition.clone())
+            .set_metadata(Some(
+                headers
+                    .metadata
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect(),
+            ))
             .send()
             .await
             .map_err(|err| backend_error("copy", from, err))?;

@@ -166,6 +166,7 @@ admin_token = "{secret}"
             access_key_id: Some(ACCESS_KEY.into()),
             secret_access_key: Some(secrecy::SecretString::from(SECRET_KEY)),
             page_size: 1000,
+            attempt_timeout: keeper::storage::s3::S3Settings::DEFAULT_ATTEMPT_TIMEOUT,
         })
         .await
     }

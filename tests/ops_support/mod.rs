@@ -97,6 +97,8 @@ pub struct Pipeline {
     pub store: Arc<dyn ObjectStore>,
     pub fastly_server: MockServer,
     pub fastly: FastlyLog,
+    /// What the worker runs with; more workers can be made from it.
+    pub services: Services,
     pub worker: Worker,
 }
 
@@ -104,6 +106,15 @@ impl Pipeline {
     /// Keeper's API with an admin, the S3 server, Fastly, and a worker with short waits:
     /// `max_attempts` attempts, backoff from 10 ms.
     pub fn start(backend: TestBackend, max_attempts: u32) -> Self {
+        Self::start_with(
+            backend,
+            max_attempts,
+            keeper::storage::s3::S3Settings::DEFAULT_ATTEMPT_TIMEOUT,
+        )
+    }
+
+    /// As [`Pipeline::start`], with the worker's S3 requests abandoned after `s3_timeout`.
+    pub fn start_with(backend: TestBackend, max_attempts: u32, s3_timeout: Duration) -> Self {
         let api = Api::start(backend);
         let admin = api.user("admin", keeper::auth::Permissions::ALL);
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -114,7 +125,12 @@ impl Pipeline {
         let fastly = FastlyLog::default();
         let (s3, store, fastly_server) = runtime.block_on(async {
             let s3 = S3TestServer::start().await;
-            let store: Arc<dyn ObjectStore> = Arc::new(s3.store(1000).await);
+            let settings = keeper::storage::s3::S3Settings {
+                attempt_timeout: s3_timeout,
+                ..s3.settings(1000)
+            };
+            let store: Arc<dyn ObjectStore> =
+                Arc::new(keeper::storage::s3::S3Store::connect(settings).await);
             let fastly_server = MockServer::start().await;
             Mock::given(wiremock::matchers::method("POST"))
                 .respond_with(fastly.clone())
@@ -141,13 +157,15 @@ impl Pipeline {
                 max_backoff: Duration::from_millis(1),
             },
         });
-        let worker = Worker::new(Services {
+        let services = Services {
             pool: keeper::db::build_pool(&config.database),
             store: store.clone(),
             purger: Arc::new(purger),
             config: config.worker.clone(),
-        });
+        };
+        let worker = Worker::new(services.clone());
         Self {
+            services,
             api,
             admin,
             runtime,
@@ -161,7 +179,16 @@ impl Pipeline {
 
     /// Runs the queue until nothing is READY or WORKING; returns the counts left.
     pub fn run_queue(&self) -> QueueCounts {
-        self.runtime.block_on(self.worker.drain()).unwrap()
+        self.run_queue_within(Duration::from_secs(300))
+    }
+
+    /// As [`Pipeline::run_queue`], failing the test if the queue is not settled by `deadline`
+    /// (an operation held by something that never answers).
+    pub fn run_queue_within(&self, deadline: Duration) -> QueueCounts {
+        self.runtime
+            .block_on(async { tokio::time::timeout(deadline, self.worker.drain()).await })
+            .unwrap_or_else(|_| panic!("the queue was not settled within {deadline:?}"))
+            .unwrap()
     }
 
     /// Runs the queue and fails the test if any operation is left or FAILED.

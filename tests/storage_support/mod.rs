@@ -4,7 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,11 +26,27 @@ pub const BUCKET: &str = "keeper-test";
 pub struct Traffic {
     delay_ms: AtomicU64,
     failures_left: AtomicU32,
-    failure_status: AtomicU16,
+    failure: Mutex<Fault>,
     /// Only requests with this method fail (any method when empty).
     failure_method: Mutex<String>,
     recording: AtomicBool,
     log: Mutex<Vec<Recorded>>,
+}
+
+/// What an injected failure does.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Answers this status (500: InternalError, 503: SlowDown, ...) without reaching s3s.
+    Status(u16),
+    /// Holds the request this long before handling it: longer than the client's timeout, the
+    /// client gives up (the server may still carry it out, as S3 can).
+    Stall(Duration),
+}
+
+impl Default for Fault {
+    fn default() -> Self {
+        Self::Status(500)
+    }
 }
 
 /// One request that reached the server.
@@ -59,8 +75,17 @@ impl Traffic {
 
     /// The next `count` requests with `method` ("" for any) answer `status` without reaching s3s.
     pub fn fail_next(&self, count: u32, method: &str, status: u16) {
+        self.inject(count, method, Fault::Status(status));
+    }
+
+    /// The next `count` requests with `method` ("" for any) are held for `stall` first.
+    pub fn stall_next(&self, count: u32, method: &str, stall: Duration) {
+        self.inject(count, method, Fault::Stall(stall));
+    }
+
+    fn inject(&self, count: u32, method: &str, fault: Fault) {
         *self.failure_method.lock().unwrap() = method.to_owned();
-        self.failure_status.store(status, Ordering::SeqCst);
+        *self.failure.lock().unwrap() = fault;
         self.failures_left.store(count, Ordering::SeqCst);
     }
 
@@ -76,7 +101,7 @@ impl Traffic {
         self.log.lock().unwrap().clone()
     }
 
-    fn take_failure(&self, method: &str) -> Option<u16> {
+    fn take_failure(&self, method: &str) -> Option<Fault> {
         let wanted = self.failure_method.lock().unwrap().clone();
         if !wanted.is_empty() && wanted != method {
             return None;
@@ -86,7 +111,7 @@ impl Traffic {
                 left.checked_sub(1)
             })
             .ok()
-            .map(|_| self.failure_status.load(Ordering::SeqCst))
+            .map(|_| *self.failure.lock().unwrap())
     }
 }
 
@@ -176,6 +201,7 @@ impl S3TestServer {
             access_key_id: Some(ACCESS_KEY.into()),
             secret_access_key: Some(SecretString::from(SECRET_KEY)),
             page_size,
+            attempt_timeout: S3Settings::DEFAULT_ATTEMPT_TIMEOUT,
         }
     }
 
@@ -198,11 +224,18 @@ async fn traffic_layer(
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or_default().to_owned();
     let response = match traffic.take_failure(&method) {
-        Some(status) => {
-            let mut response =
-                http::Response::new(s3s::Body::from(format!(
+        Some(Fault::Stall(stall)) => {
+            tokio::time::sleep(stall).await;
+            Service::call(service, request).await
+        }
+        Some(Fault::Status(status)) => {
+            let mut response = http::Response::new(s3s::Body::from(format!(
                 "<?xml version=\"1.0\"?><Error><Code>{}</Code><Message>injected</Message></Error>",
-                if status == 503 { "SlowDown" } else { "InternalError" }
+                match status {
+                    503 => "SlowDown",
+                    429 => "TooManyRequests",
+                    _ => "InternalError",
+                }
             )));
             *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
             Ok(response)
