@@ -278,6 +278,8 @@ fn readers_through_varnish_see_no_missing_and_no_stale_page_across_a_rebuild() {
     let keeper = KeeperProcess::start(&[
         ("KEEPER_SERVE_RUNS_WORKER", "true"),
         ("KEEPER_WORKER_POLL_MS", "50"),
+        // Fewer copies at once: a longer rebuild (about a second), so more reads land in it.
+        ("KEEPER_COPY_CONCURRENCY", "2"),
         ("KEEPER_SITES_ROOT_DOMAIN", ROOT_DOMAIN),
         ("KEEPER_CDN", "varnish"),
         ("KEEPER_VARNISH_URLS", &varnish_url),
