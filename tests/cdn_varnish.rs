@@ -6,12 +6,12 @@
 mod common;
 mod storage_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::varnish::{keeper_vcl, varnishd, Varnish};
 use common::{client, TestBackend, TestDatabase, TestServer};
 use keeper::api::sites::SiteServer;
 use keeper::api::StorageServices;
@@ -19,113 +19,6 @@ use keeper::cdn::varnish::VarnishPurger;
 use keeper::cdn::Purger;
 use keeper::storage::local::LocalStore;
 use keeper::storage::{Metadata, ObjectHeaders, ObjectStore};
-
-const VCL: &str = include_str!("../deploy/cdn/varnish.vcl");
-
-fn varnishd() -> PathBuf {
-    for candidate in ["/usr/sbin/varnishd", "/usr/local/sbin/varnishd"] {
-        if Path::new(candidate).exists() {
-            return candidate.into();
-        }
-    }
-    panic!(
-        "varnishd is not installed: run ./scripts/test, which installs the Debian packages \
-         varnish and varnish-modules, or install them with apt-get"
-    );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `varnishd -F` as this test's child, in its own working directory; stopped on drop.
-struct Varnish {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Varnish {
-    fn start(vcl: String) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let vcl_path = dir.path().join("keeper.vcl");
-        std::fs::write(&vcl_path, vcl).unwrap();
-        let log = std::fs::File::create(dir.path().join("varnishd.log")).unwrap();
-        let port = free_port();
-        // `-j none`: no privilege separation, so that it also runs as root in CI containers.
-        let child = Command::new(varnishd())
-            .arg("-F")
-            .args(["-j", "none"])
-            .arg("-n")
-            .arg(dir.path().join("work"))
-            .args(["-a", &format!("127.0.0.1:{port}")])
-            .args(["-T", "none"])
-            .arg("-f")
-            .arg(&vcl_path)
-            .args(["-s", "malloc,32m"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start varnishd");
-        let mut varnish = Self { child, port, dir };
-        varnish.wait_until_ready();
-        varnish
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("varnishd.log")).unwrap_or_default()
-    }
-
-    /// Polls until Varnish answers HTTP, within a deadline.
-    fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let probe = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .unwrap();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("varnishd exited with {status}:\n{}", self.log());
-            }
-            if probe.get(self.url("/health")).send().is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "varnishd did not answer within a minute:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Varnish {
-    fn drop(&mut self) {
-        // SIGTERM lets the manager stop its worker process; SIGKILL if it does not in time.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn page(body: &'static str, surrogate_key: &str) -> (Bytes, ObjectHeaders) {
     (
@@ -200,12 +93,7 @@ fn varnish_caches_pages_until_purged_by_surrogate_key() {
         let services = services.clone();
         keeper::app::app_with(state.clone(), max, move |cfg| services.configure(cfg))
     });
-    let vcl = VCL.replace(
-        ".port = \"8080\";",
-        &format!(".port = \"{}\";", site.address.port()),
-    );
-    assert_ne!(vcl, VCL, "the VCL's backend port was not found");
-    let varnish = Varnish::start(vcl);
+    let varnish = Varnish::start(keeper_vcl(site.address.port()));
 
     let first = fetch(&varnish, "/");
     assert_eq!(

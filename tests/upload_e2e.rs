@@ -10,10 +10,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::process::{
-    assert_build_uploaded, generate_site, wait_for, KeeperProcess, PASSWORD, USER,
+    assert_build_uploaded, generate_site, keeper_upload, output_text, wait_for, KeeperProcess,
+    PASSWORD, USER,
 };
 use serde_json::Value;
 
@@ -27,27 +28,6 @@ fn ltd_executable() -> String {
              to the path of an `ltd` executable"
         )
     })
-}
-
-fn keeper_upload(keeper: &KeeperProcess, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keeper"))
-        .args(["--host", &keeper.base, "-u", USER, "-p", PASSWORD, "upload"])
-        .args(args)
-        .env_remove("LTD_HOST")
-        .env_remove("LTD_USERNAME")
-        .env_remove("LTD_PASSWORD")
-        .env_remove("LTD_SKIP_UPLOAD")
-        .output()
-        .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn only_build(keeper: &KeeperProcess) -> Value {
@@ -83,7 +63,7 @@ fn ltd_upload_succeeds(ltd: &str, keeper: &KeeperProcess, root: &Path) {
     assert!(
         output.status.success(),
         "{}\n{}",
-        text(&output),
+        output_text(&output),
         keeper.log()
     );
 }
@@ -145,12 +125,12 @@ fn keeper_upload_publishes_a_build_to_keeper_serve() {
             "--dry-run",
         ],
     );
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     assert!(
         String::from_utf8_lossy(&output.stdout)
             .contains(&format!("would upload {SITE_FILES} files")),
         "{}",
-        text(&output)
+        output_text(&output)
     );
     assert!(keeper.builds("demo").is_empty());
 
@@ -169,14 +149,14 @@ fn keeper_upload_publishes_a_build_to_keeper_serve() {
     assert!(
         output.status.success(),
         "{}\n{}",
-        text(&output),
+        output_text(&output),
         keeper.log()
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains(&format!("uploaded {SITE_FILES} files")) && stdout.contains("confirmed"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
     let build = only_build(&keeper);
     assert_eq!(build["uploaded"], true, "{build}");
@@ -187,7 +167,7 @@ fn keeper_upload_publishes_a_build_to_keeper_serve() {
     assert!(
         stderr.contains(&format!("{SITE_FILES}/{SITE_FILES} files")),
         "{}",
-        text(&output)
+        output_text(&output)
     );
     for secret in [PASSWORD, "x-amz-signature", "policy"] {
         assert!(
@@ -227,10 +207,13 @@ fn keeper_upload_publishes_a_build_to_keeper_serve() {
     assert!(
         output.status.success(),
         "{}\n{}",
-        text(&output),
+        output_text(&output),
         keeper.log()
     );
-    assert!(!text(&output).contains(&api_token), "the token was printed");
+    assert!(
+        !output_text(&output).contains(&api_token),
+        "the token was printed"
+    );
     let second = keeper
         .builds("demo")
         .into_iter()
@@ -270,14 +253,18 @@ fn a_rejected_file_leaves_the_build_unconfirmed() {
             "main",
         ],
     );
-    assert!(!output.status.success(), "{}", text(&output));
+    assert!(!output.status.success(), "{}", output_text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("huge.bin") && stderr.contains("413"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
-    assert!(stderr.contains("left unconfirmed"), "{}", text(&output));
+    assert!(
+        stderr.contains("left unconfirmed"),
+        "{}",
+        output_text(&output)
+    );
     let build = only_build(&keeper);
     assert_eq!(build["uploaded"], false, "{build}");
     assert!(keeper.operations().is_empty(), "{:?}", keeper.operations());
@@ -316,10 +303,14 @@ fn a_server_gone_midway_leaves_the_build_unconfirmed() {
     );
     keeper.kill();
     let output = upload.wait_with_output().unwrap();
-    assert!(!output.status.success(), "{}", text(&output));
+    assert!(!output.status.success(), "{}", output_text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("left unconfirmed"), "{}", text(&output));
-    assert!(stderr.contains("retry 2 of 2"), "{}", text(&output));
+    assert!(
+        stderr.contains("left unconfirmed"),
+        "{}",
+        output_text(&output)
+    );
+    assert!(stderr.contains("retry 2 of 2"), "{}", output_text(&output));
 
     // Back up on the same database and store: the build is there, unconfirmed; no operation.
     let dir = std::mem::replace(&mut keeper.dir, tempfile::tempdir().unwrap());

@@ -260,3 +260,4 @@ pub fn test_sessions() -> keeper::auth::session::SessionKeys {
 pub mod api;
 pub mod garage;
 pub mod process;
+pub mod varnish;

@@ -2,7 +2,7 @@
 //! local store beside it), a generated site, and checks of what an upload left behind.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -195,6 +195,30 @@ impl Drop for KeeperProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Runs the real `keeper upload` against `keeper` as the bootstrap user with `args` (after
+/// `upload`), ignoring any `LTD_*` variables of the environment.
+pub fn keeper_upload(keeper: &KeeperProcess, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keeper"))
+        .args(["--host", &keeper.base, "-u", USER, "-p", PASSWORD, "upload"])
+        .args(args)
+        .env_remove("LTD_HOST")
+        .env_remove("LTD_USERNAME")
+        .env_remove("LTD_PASSWORD")
+        .env_remove("LTD_SKIP_UPLOAD")
+        .output()
+        .unwrap()
+}
+
+/// A finished command's status, stdout and stderr, for assertion messages.
+pub fn output_text(output: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 /// A generated documentation site: `files` files spread over nested directories, with the kinds
