@@ -23,7 +23,7 @@ use aws_sdk_s3::types::MetadataDirective;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use keeper::domain::{BucketPrefix, BuildSlug, EditionSlug, ProductSlug};
-use keeper::ops::copy::{delete_keys, delete_prefix, mirror};
+use keeper::ops::copy::{delete_prefix, mirror, remove_leftovers, LEFTOVER_LIMIT};
 use keeper::ops::ProgressCounter;
 use keeper::storage::s3::S3Store;
 use keeper::storage::{Metadata, ObjectHeaders, ObjectStore};
@@ -177,11 +177,12 @@ impl Bench {
             edition,
             "editionkey",
             CONCURRENCY,
+            LEFTOVER_LIMIT,
             &progress,
         )
         .await
         .expect("mirror");
-        delete_keys(&self.store, &leftovers, CONCURRENCY)
+        remove_leftovers(&self.store, &self.build, edition, leftovers, CONCURRENCY)
             .await
             .expect("leftovers");
         let elapsed = started.elapsed().as_secs_f64();

@@ -2,8 +2,8 @@
 //!
 //! Both prefixes are listed once, page by page, and merged in key order (both listings are
 //! sorted and share their layout under the prefix), so memory holds a page of each listing, the
-//! copies in flight, and the keys to delete afterwards (the destination's leftovers) — not the
-//! whole build. Each object costs a `HeadObject` (its headers) and a `CopyObject` with the
+//! copies in flight, and up to [`LEFTOVER_LIMIT`] keys to delete afterwards (the destination's
+//! leftovers; beyond that they are found again by a second listing) — never the whole build. Each object costs a `HeadObject` (its headers) and a `CopyObject` with the
 //! metadata REPLACE directive resending them with the destination's surrogate key; the two run
 //! as a pipeline, so reading headers overlaps copying.
 
@@ -21,51 +21,58 @@ use crate::storage::{Metadata, ObjectHeaders, ObjectStore, StorageError, DELETE_
 /// The user-metadata entry that becomes the `Surrogate-Key` header at the edge.
 pub const SURROGATE_KEY: &str = "surrogate-key";
 
+/// At most this many leftover keys are kept in memory during a mirror; beyond it they are found
+/// again by a second listing pass ([`remove_leftovers`]).
+pub const LEFTOVER_LIMIT: usize = 10_000;
+
+/// The keys under the destination that the source lacks, found while mirroring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leftovers {
+    /// All of them (at most the limit given to [`mirror`]).
+    Listed(Vec<String>),
+    /// More than the limit: [`remove_leftovers`] lists both prefixes again to find them, so
+    /// memory stays bounded whatever the destination held.
+    TooMany,
+}
+
 /// Copies every object under `from` to the same relative key under `to` with `surrogate_key`,
 /// `concurrency` copies in flight. Returns the keys under `to` that `from` lacks (to delete once
-/// every copy succeeded). Fails on the first copy that fails; nothing is deleted here.
+/// every copy succeeded), keeping at most `leftover_limit` of them. Fails on the first copy that
+/// fails; nothing is deleted here.
 pub fn mirror<'a>(
     store: &'a Arc<dyn ObjectStore>,
     from: &'a BucketPrefix,
     to: &'a BucketPrefix,
     surrogate_key: &'a str,
     concurrency: usize,
+    leftover_limit: usize,
     progress: &'a Arc<ProgressCounter>,
-) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
+) -> BoxFuture<'a, anyhow::Result<Leftovers>> {
     async move {
         let (jobs, receiver) = tokio::sync::mpsc::channel::<String>(concurrency.max(1) * 4);
         let metadata = Metadata::from([(SURROGATE_KEY.to_owned(), surrogate_key.to_owned())]);
         let plan = async move {
-            let mut sources = objects(store.as_ref(), from.as_str());
-            let mut existing = objects(store.as_ref(), to.as_str());
-            let mut leftovers = Vec::new();
+            let mut steps = std::pin::pin!(merged(store.as_ref(), from, to));
+            let mut leftovers = Leftovers::Listed(Vec::new());
             let mut total = 0i64;
-            let mut source = sources.try_next().await?;
-            let mut target = existing.try_next().await?;
-            loop {
-                let order = match (&source, &target) {
-                    (None, None) => break,
-                    (Some(_), None) => Ordering::Less,
-                    (None, Some(_)) => Ordering::Greater,
-                    (Some(s), Some(t)) => relative(from, s).cmp(relative(to, t)),
-                };
-                if order != Ordering::Greater {
-                    if let Some(key) = source.take() {
+            while let Some(step) = steps.try_next().await? {
+                match step {
+                    Merged::Source(key) => {
                         total += 1;
                         if jobs.send(key).await.is_err() {
                             // The copier stopped on an error; it reports it.
                             break;
                         }
                     }
-                    source = sources.try_next().await?;
-                }
-                if order != Ordering::Less {
-                    if let Some(key) = target.take() {
-                        if order == Ordering::Greater {
-                            leftovers.push(key);
+                    Merged::Leftover(key) => {
+                        if let Leftovers::Listed(keys) = &mut leftovers {
+                            if keys.len() < leftover_limit {
+                                keys.push(key);
+                            } else {
+                                leftovers = Leftovers::TooMany;
+                            }
                         }
                     }
-                    target = existing.try_next().await?;
                 }
             }
             drop(jobs);
@@ -210,6 +217,96 @@ pub fn delete_prefix<'a>(
         Ok(deleted)
     }
     .boxed()
+}
+
+/// Deletes the leftovers [`mirror`] found under `to`: the listed keys, or, when there were too
+/// many to keep, every key under `to` that `from` lacks, found by listing both again and deleted
+/// a batch at a time. Returns how many were deleted.
+pub fn remove_leftovers<'a>(
+    store: &'a Arc<dyn ObjectStore>,
+    from: &'a BucketPrefix,
+    to: &'a BucketPrefix,
+    leftovers: Leftovers,
+    concurrency: usize,
+) -> BoxFuture<'a, anyhow::Result<u64>> {
+    async move {
+        match leftovers {
+            Leftovers::Listed(keys) => {
+                delete_keys(store, &keys, concurrency).await?;
+                Ok(keys.len() as u64)
+            }
+            Leftovers::TooMany => {
+                merged(store.as_ref(), from, to)
+                    .try_filter_map(|step| async move {
+                        Ok(match step {
+                            Merged::Leftover(key) => Some(key),
+                            Merged::Source(_) => None,
+                        })
+                    })
+                    .try_chunks(DELETE_BATCH)
+                    .map_err(|err| err.1)
+                    .map_ok(|batch| {
+                        let deleted = batch.len() as u64;
+                        tokio::spawn(delete_batch(store.clone(), batch))
+                            .map(move |outcome| joined(outcome).map(|()| deleted))
+                    })
+                    .try_buffer_unordered(concurrency.max(1))
+                    .try_fold(0u64, |total, deleted| async move { Ok(total + deleted) })
+                    .await
+            }
+        }
+    }
+    .boxed()
+}
+
+/// One step of the merge of the listings of a mirror's two prefixes.
+enum Merged {
+    /// A key under the source (to copy).
+    Source(String),
+    /// A key under the destination that the source lacks.
+    Leftover(String),
+}
+
+/// The listings of `from` and `to` merged in key order (both are sorted and share their layout
+/// under the prefix), one step per source key and per leftover; memory holds a page of each.
+fn merged<'a>(
+    store: &'a dyn ObjectStore,
+    from: &'a BucketPrefix,
+    to: &'a BucketPrefix,
+) -> impl Stream<Item = anyhow::Result<Merged>> + Send + 'a {
+    let sources = objects(store, from.as_str());
+    let targets = objects(store, to.as_str());
+    futures::stream::try_unfold(
+        (sources, targets, None::<(Option<String>, Option<String>)>),
+        move |(mut sources, mut targets, heads)| async move {
+            let (mut source, mut target) = match heads {
+                Some(heads) => heads,
+                None => (sources.try_next().await?, targets.try_next().await?),
+            };
+            let order = match (&source, &target) {
+                (None, None) => return Ok(None),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(s), Some(t)) => relative(from, s).cmp(relative(to, t)),
+            };
+            let step = match order {
+                Ordering::Greater => {
+                    let key = target.take();
+                    target = targets.try_next().await?;
+                    key.map(Merged::Leftover)
+                }
+                Ordering::Equal | Ordering::Less => {
+                    let key = source.take();
+                    source = sources.try_next().await?;
+                    if order == Ordering::Equal {
+                        target = targets.try_next().await?;
+                    }
+                    key.map(Merged::Source)
+                }
+            };
+            Ok(step.map(|step| (step, (sources, targets, Some((source, target))))))
+        },
+    )
 }
 
 /// The keys under `prefix`, one at a time, read a page at a time.

@@ -13,7 +13,7 @@ use crate::db::models::{now, Operation};
 use crate::db::products::find_product_by_id;
 use crate::db::schema::editions;
 use crate::domain::{BucketPrefix, BuildSlug, EditionSlug, ProductSlug};
-use crate::ops::copy::{delete_keys, mirror};
+use crate::ops::copy::{mirror, remove_leftovers, LEFTOVER_LIMIT};
 use crate::ops::purge::purge_keys;
 use crate::ops::{with_db, OpError, Outcome, ProgressCounter, Services};
 use crate::with_connection;
@@ -98,12 +98,13 @@ pub async fn run(
         &to,
         &edition.surrogate_key,
         config.copy_concurrency,
+        LEFTOVER_LIMIT,
         progress,
     )
     .await?;
-    delete_keys(store, &leftovers, config.copy_concurrency)
+    let removed = remove_leftovers(store, &from, &to, leftovers, config.copy_concurrency)
         .await
-        .with_context(|| format!("removing {} leftover objects under {to}", leftovers.len()))?;
+        .with_context(|| format!("removing leftover objects under {to}"))?;
     purge_keys(
         services,
         &[edition.surrogate_key.clone(), product.surrogate_key.clone()],
@@ -114,7 +115,7 @@ pub async fn run(
         product.slug = %product.slug,
         edition.id = edition.id,
         build.slug = %build.slug,
-        leftovers = leftovers.len(),
+        leftovers = removed,
         "edition rebuilt"
     );
     Ok(Outcome {

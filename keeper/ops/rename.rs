@@ -9,7 +9,7 @@ use crate::db::editions::find_edition_row;
 use crate::db::models::Operation;
 use crate::db::products::find_product_by_id;
 use crate::domain::{BucketPrefix, EditionSlug, ProductSlug};
-use crate::ops::copy::{delete_keys, delete_prefix, mirror};
+use crate::ops::copy::{delete_prefix, mirror, remove_leftovers, LEFTOVER_LIMIT};
 use crate::ops::purge::purge_keys;
 use crate::ops::{with_db, OpError, Outcome, ProgressCounter, Services};
 
@@ -69,10 +69,11 @@ pub async fn run(
         &to,
         &edition.surrogate_key,
         concurrency,
+        LEFTOVER_LIMIT,
         progress,
     )
     .await?;
-    delete_keys(store, &leftovers, concurrency)
+    remove_leftovers(store, &from, &to, leftovers, concurrency)
         .await
         .with_context(|| format!("removing leftovers under {to}"))?;
     purge_keys(services, &keys).await?;

@@ -17,6 +17,9 @@ use crate::ops::{
     delete, purge, rebuild, rename, with_db, OpError, Outcome, ProgressCounter, Services,
 };
 
+/// How often a working operation's progress (and lease) is written.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[derive(Clone)]
 pub struct Worker {
     services: Arc<Services>,
@@ -150,7 +153,9 @@ impl Worker {
     /// Renews the lease every third of its length; returns only when the claim was lost.
     async fn keep_lease(&self, id: i64, progress: &ProgressCounter) {
         let lease = self.services.config.lease;
-        let mut ticks = tokio::time::interval(lease / 3);
+        // The lease is renewed well before it runs out, and progress is written at least every
+        // PROGRESS_INTERVAL so that `GET /operations/<id>` shows it moving.
+        let mut ticks = tokio::time::interval((lease / 3).min(PROGRESS_INTERVAL));
         ticks.tick().await;
         loop {
             ticks.tick().await;
