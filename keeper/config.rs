@@ -521,6 +521,7 @@ fn cdn_config<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<CdnConfig
                 )?,
                 soft_purge: vars.flag("KEEPER_FASTLY_SOFT_PURGE", false)?,
                 retry: crate::cdn::RetryPolicy::default(),
+                request_timeout: crate::cdn::fastly::FastlySettings::DEFAULT_REQUEST_TIMEOUT,
             }))
         }
         "varnish" => {

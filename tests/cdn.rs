@@ -22,6 +22,7 @@ fn purger(server: &MockServer, soft_purge: bool, max_attempts: u32) -> FastlyPur
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(5),
         },
+        request_timeout: FastlySettings::DEFAULT_REQUEST_TIMEOUT,
     })
 }
 
@@ -198,6 +199,7 @@ async fn network_errors_are_retried_and_reported() {
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(1),
         },
+        request_timeout: FastlySettings::DEFAULT_REQUEST_TIMEOUT,
     });
     let err = purger.purge(&["k1".into()]).await.unwrap_err();
     assert!(matches!(err, PurgeError::Network { .. }), "{err:?}");

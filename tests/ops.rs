@@ -413,6 +413,24 @@ fn stalled_s3_requests_time_out_then_fail_clearly(backend: TestBackend) {
     assert_edition_holds(&p, "__main", &build, &files);
 }
 
+/// A Fastly API that does not answer does not hold an operation either: the purge request is
+/// abandoned at the client's timeout, the attempt is retried, and the rebuild completes with one
+/// purge recorded.
+fn a_stalled_fastly_purge_times_out_and_is_retried(backend: TestBackend) {
+    let p = Pipeline::start_with(backend, 4, Duration::from_millis(300));
+    p.api.product(&p.admin, "demo");
+    let files = round_files(0);
+    let build = p.build("demo", &["main"], &borrowed(&files));
+    p.fastly.stall_next(1);
+    let counts = p.run_queue_within(Duration::from_secs(120));
+    assert_eq!(counts, Default::default());
+    assert_eq!(p.fastly.stalls_left(), 0);
+    assert!(last_operation_attempts(&p) > 1, "no attempt timed out");
+    assert_edition_holds(&p, "__main", &build, &files);
+    let key = p.edition_key("demo", "__main");
+    assert_eq!(p.fastly.purges_of(&key).len(), 1);
+}
+
 /// Several workers, each with its own connection pool, drain one queue: every operation runs
 /// once (one attempt, one set of copies, one purge per edition) and the work is shared.
 fn several_workers_share_the_queue_without_double_work(backend: TestBackend) {
@@ -530,6 +548,7 @@ fn assert_edition_holds(
 on_both_backends!(
     s3_throttling_is_retried_until_it_clears,
     stalled_s3_requests_time_out_then_fail_clearly,
+    a_stalled_fastly_purge_times_out_and_is_retried,
     several_workers_share_the_queue_without_double_work,
     retry_needs_admin_product,
     rebuild_publishes_exactly_the_build,

@@ -27,6 +27,13 @@ pub struct FastlySettings {
     /// Mark content stale instead of evicting it (`Fastly-Soft-Purge: 1`).
     pub soft_purge: bool,
     pub retry: RetryPolicy,
+    /// How long one API request may take before it is abandoned (and retried).
+    pub request_timeout: std::time::Duration,
+}
+
+impl FastlySettings {
+    /// The default for [`FastlySettings::request_timeout`].
+    pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 }
 
 impl std::fmt::Debug for FastlySettings {
@@ -37,6 +44,7 @@ impl std::fmt::Debug for FastlySettings {
             .field("api_url", &self.api_url.as_str())
             .field("soft_purge", &self.soft_purge)
             .field("retry", &self.retry)
+            .field("request_timeout", &self.request_timeout)
             .finish()
     }
 }
@@ -50,7 +58,7 @@ pub struct FastlyPurger {
 impl FastlyPurger {
     pub fn new(settings: FastlySettings) -> Self {
         let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
+            .timeout(settings.request_timeout)
             .user_agent(concat!("ltd-keeper/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();

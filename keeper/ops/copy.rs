@@ -3,9 +3,11 @@
 //! Both prefixes are listed once, page by page, and merged in key order (both listings are
 //! sorted and share their layout under the prefix), so memory holds a page of each listing, the
 //! copies in flight, and up to [`LEFTOVER_LIMIT`] keys to delete afterwards (the destination's
-//! leftovers; beyond that they are found again by a second listing) — never the whole build. Each object costs a `HeadObject` (its headers) and a `CopyObject` with the
-//! metadata REPLACE directive resending them with the destination's surrogate key; the two run
-//! as a pipeline, so reading headers overlaps copying.
+//! leftovers; beyond that they are found again by a second listing) — never the whole build.
+//!
+//! Each object costs a `HeadObject` (its headers) and a `CopyObject` with the metadata REPLACE
+//! directive resending them with the destination's surrogate key; the two run as a pipeline, so
+//! reading headers overlaps copying.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -24,6 +26,10 @@ pub const SURROGATE_KEY: &str = "surrogate-key";
 /// At most this many leftover keys are kept in memory during a mirror; beyond it they are found
 /// again by a second listing pass ([`remove_leftovers`]).
 pub const LEFTOVER_LIMIT: usize = 10_000;
+
+/// Source keys listed ahead of the copies: two listing pages, so that the next page is fetched
+/// while the copies work through the previous one instead of waiting for it.
+const KEYS_AHEAD: usize = 2 * DELETE_BATCH;
 
 /// The keys under the destination that the source lacks, found while mirroring.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +55,8 @@ pub fn mirror<'a>(
     progress: &'a Arc<ProgressCounter>,
 ) -> BoxFuture<'a, anyhow::Result<Leftovers>> {
     async move {
-        let (jobs, receiver) = tokio::sync::mpsc::channel::<String>(concurrency.max(1) * 4);
+        let (jobs, receiver) =
+            tokio::sync::mpsc::channel::<String>(KEYS_AHEAD.max(concurrency.max(1) * 4));
         let metadata = Metadata::from([(SURROGATE_KEY.to_owned(), surrogate_key.to_owned())]);
         let plan = async move {
             let mut steps = std::pin::pin!(merged(store.as_ref(), from, to));

@@ -39,6 +39,8 @@ pub struct FastlyLog {
     purges: Arc<Mutex<Vec<Purge>>>,
     failures: Arc<AtomicU32>,
     status: Arc<AtomicU16>,
+    /// Requests still to be held for an hour (the client gives up first).
+    stalls: Arc<AtomicU32>,
 }
 
 impl FastlyLog {
@@ -58,6 +60,15 @@ impl FastlyLog {
         self.status.store(status, Ordering::SeqCst);
         self.failures.store(count, Ordering::SeqCst);
     }
+
+    /// The next `count` requests get no answer for an hour (they are not recorded as purges).
+    pub fn stall_next(&self, count: u32) {
+        self.stalls.store(count, Ordering::SeqCst);
+    }
+
+    pub fn stalls_left(&self) -> u32 {
+        self.stalls.load(Ordering::SeqCst)
+    }
 }
 
 impl Respond for FastlyLog {
@@ -69,6 +80,13 @@ impl Respond for FastlyLog {
         if failing {
             return ResponseTemplate::new(self.status.load(Ordering::SeqCst))
                 .set_body_string("injected");
+        }
+        let stalled = self
+            .stalls
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if stalled {
+            return ResponseTemplate::new(200).set_delay(Duration::from_secs(3600));
         }
         let mut keys: Vec<String> = request
             .headers
@@ -113,8 +131,8 @@ impl Pipeline {
         )
     }
 
-    /// As [`Pipeline::start`], with the worker's S3 requests abandoned after `s3_timeout`.
-    pub fn start_with(backend: TestBackend, max_attempts: u32, s3_timeout: Duration) -> Self {
+    /// As [`Pipeline::start`], with the worker's S3 and Fastly requests abandoned after `timeout`.
+    pub fn start_with(backend: TestBackend, max_attempts: u32, timeout: Duration) -> Self {
         let api = Api::start(backend);
         let admin = api.user("admin", keeper::auth::Permissions::ALL);
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -126,7 +144,7 @@ impl Pipeline {
         let (s3, store, fastly_server) = runtime.block_on(async {
             let s3 = S3TestServer::start().await;
             let settings = keeper::storage::s3::S3Settings {
-                attempt_timeout: s3_timeout,
+                attempt_timeout: timeout,
                 ..s3.settings(1000)
             };
             let store: Arc<dyn ObjectStore> =
@@ -156,6 +174,7 @@ impl Pipeline {
                 initial_backoff: Duration::from_millis(1),
                 max_backoff: Duration::from_millis(1),
             },
+            request_timeout: timeout,
         });
         let services = Services {
             pool: keeper::db::build_pool(&config.database),

@@ -145,7 +145,13 @@ impl S3TestServer {
 
     /// `public_read`: anonymous reads allowed, as for a bucket served through a CDN.
     pub async fn start_with(public_read: bool) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
+        Self::start_in(&std::env::temp_dir(), public_read).await
+    }
+
+    /// A server keeping its objects in a new directory under `root` (a tmpfs for benchmarks, so
+    /// that the disk's writeback does not add noise to a CPU-bound measurement).
+    pub async fn start_in(root: &std::path::Path, public_read: bool) -> Self {
+        let dir = tempfile::tempdir_in(root).expect("temporary directory");
         // s3s-fs: each directory under the root is a bucket.
         std::fs::create_dir(dir.path().join(BUCKET)).expect("bucket directory");
         let fs = s3s_fs::FileSystem::new(dir.path()).expect("s3s-fs");
