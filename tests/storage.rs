@@ -340,6 +340,24 @@ async fn copy_rewrites_metadata_and_keeps_every_other_header(fixture: Fixture) {
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
+    // With the headers given, the copy has exactly those, and the source's bytes.
+    let given = ObjectHeaders {
+        content_type: Some("text/plain".into()),
+        content_encoding: Some("identity".into()),
+        metadata: Metadata::from([("surrogate-key".into(), "other-key".into())]),
+        ..ObjectHeaders::default()
+    };
+    store.copy_with_headers(from, to, &given).await.unwrap();
+    assert_eq!(store.head(to).await.unwrap().headers, given);
+    assert_eq!(
+        store.get(to).await.unwrap().bytes().await.unwrap(),
+        Bytes::from_static(b"body {}")
+    );
+    let err = store
+        .copy_with_headers("demo/builds/3/missing", to, &given)
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
 }
 
 async fn batch_delete_tolerates_a_missing_key(fixture: Fixture) {
