@@ -25,7 +25,9 @@ if [ "$PROFILE" = release ]; then
 else
     cargo build --bin keeper >&2
 fi
-KEEPER="$PWD/target/$PROFILE/keeper"
+# Where cargo put it (CARGO_TARGET_DIR and cargo's config are honoured).
+KEEPER=$(cargo metadata --format-version 1 --no-deps \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/$PROFILE/keeper
 LTD=$(scripts/install-ltd-conveyor)
 
 WORK=$(mktemp -d /tmp/keeper-bench.XXXXXX)

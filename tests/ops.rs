@@ -211,15 +211,7 @@ fn persistent_faults_end_failed_and_can_be_retried(backend: TestBackend) {
     assert_eq!(main["pending_rebuild"], false);
 
     p.fastly.fail_next(0, 200);
-    let id = p
-        .api
-        .lines("SELECT CAST(id AS TEXT) AS line FROM operations")[0]
-        .clone();
-    let retried = p
-        .api
-        .post(&format!("/operations/{id}/retry"), &p.admin, json!({}));
-    assert_eq!(retried.status, 200, "{retried:?}");
-    assert_eq!(retried.body["state"], "READY");
+    retry_first_operation(&p);
     p.drain();
     assert_eq!(
         edition(&p.api, "demo", "__main")["build_url"],
@@ -401,14 +393,7 @@ fn stalled_s3_requests_time_out_then_fail_clearly(backend: TestBackend) {
     );
 
     p.s3.traffic.stall_next(0, "", Duration::ZERO);
-    let id = p
-        .api
-        .lines("SELECT CAST(id AS TEXT) AS line FROM operations")[0]
-        .clone();
-    let retried = p
-        .api
-        .post(&format!("/operations/{id}/retry"), &p.admin, json!({}));
-    assert_eq!(retried.status, 200, "{retried:?}");
+    retry_first_operation(&p);
     p.drain();
     assert_edition_holds(&p, "__main", &build, &files);
 }
@@ -513,6 +498,19 @@ fn borrowed<'a>(
         .iter()
         .map(|(path, body, content_type)| (*path, body.as_str(), *content_type))
         .collect()
+}
+
+/// An admin's `POST /operations/<id>/retry` of the first operation puts it back to READY.
+fn retry_first_operation(p: &Pipeline) {
+    let id = p
+        .api
+        .lines("SELECT CAST(id AS TEXT) AS line FROM operations ORDER BY id")[0]
+        .clone();
+    let retried = p
+        .api
+        .post(&format!("/operations/{id}/retry"), &p.admin, json!({}));
+    assert_eq!(retried.status, 200, "{retried:?}");
+    assert_eq!(retried.body["state"], "READY");
 }
 
 fn last_operation_attempts(p: &Pipeline) -> i32 {

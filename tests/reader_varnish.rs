@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::process::{free_port, generate_site, keeper_upload, output_text, KeeperProcess};
+use common::process::{free_port, generate_site, keeper_upload_succeeds, KeeperProcess};
 use common::varnish::{keeper_vcl, Varnish};
 use serde_json::Value;
 
@@ -54,23 +54,7 @@ fn write_site(dir: &Path, build: u32) -> std::path::PathBuf {
 /// Runs the real `keeper upload` of `root` for ref `main`; it must succeed (the build is then
 /// confirmed and the rebuild of `__main` queued).
 fn upload_for_main(keeper: &KeeperProcess, root: &Path) {
-    let output = keeper_upload(
-        keeper,
-        &[
-            "--product",
-            PRODUCT,
-            "--dir",
-            root.to_str().unwrap(),
-            "--git-ref",
-            "main",
-        ],
-    );
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        output_text(&output),
-        keeper.log()
-    );
+    keeper_upload_succeeds(keeper, PRODUCT, root, "main");
 }
 
 /// The build of the product whose slug is `slug`, from the API.

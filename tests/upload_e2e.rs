@@ -13,8 +13,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::process::{
-    assert_build_uploaded, generate_site, keeper_upload, output_text, wait_for, KeeperProcess,
-    PASSWORD, USER,
+    assert_build_uploaded, generate_site, keeper_upload_site, keeper_upload_succeeds, output_text,
+    wait_for, KeeperProcess, PASSWORD, USER,
 };
 use serde_json::Value;
 
@@ -113,18 +113,7 @@ fn keeper_upload_publishes_a_build_to_keeper_serve() {
     let root = site(work.path());
 
     // Dry run: a report, no build.
-    let output = keeper_upload(
-        &keeper,
-        &[
-            "--product",
-            "demo",
-            "--dir",
-            root.to_str().unwrap(),
-            "--git-ref",
-            "main",
-            "--dry-run",
-        ],
-    );
+    let output = keeper_upload_site(&keeper, "demo", &root, "main", &["--dry-run"]);
     assert!(output.status.success(), "{}", output_text(&output));
     assert!(
         String::from_utf8_lossy(&output.stdout)
@@ -135,23 +124,7 @@ fn keeper_upload_publishes_a_build_to_keeper_serve() {
     assert!(keeper.builds("demo").is_empty());
 
     // The `ltd` command line, with `ltd` replaced by `keeper`.
-    let output = keeper_upload(
-        &keeper,
-        &[
-            "--product",
-            "demo",
-            "--dir",
-            root.to_str().unwrap(),
-            "--git-ref",
-            "main",
-        ],
-    );
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        output_text(&output),
-        keeper.log()
-    );
+    let output = keeper_upload_succeeds(&keeper, "demo", &root, "main");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains(&format!("uploaded {SITE_FILES} files")) && stdout.contains("confirmed"),
@@ -242,17 +215,7 @@ fn a_rejected_file_leaves_the_build_unconfirmed() {
     let root = site(work.path());
     std::fs::write(root.join("guide/huge.bin"), vec![b'x'; 10_000]).unwrap();
 
-    let output = keeper_upload(
-        &keeper,
-        &[
-            "--product",
-            "demo",
-            "--dir",
-            root.to_str().unwrap(),
-            "--git-ref",
-            "main",
-        ],
-    );
+    let output = keeper_upload_site(&keeper, "demo", &root, "main", &[]);
     assert!(!output.status.success(), "{}", output_text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -111,6 +111,22 @@ impl LocalStore {
                 source: io::Error::other(err),
             })?
     }
+
+    /// Copies `from` to `to` (both checked) with `headers`, on the blocking pool.
+    async fn copy_as(
+        &self,
+        from: &str,
+        to: &str,
+        headers: CopiedHeaders,
+    ) -> Result<(), StorageError> {
+        validate_key(from)?;
+        validate_key(to)?;
+        let (from_owned, to_owned) = (from.to_owned(), to.to_owned());
+        self.blocking("copy", from, move |inner| {
+            inner.copy(&from_owned, &to_owned, headers)
+        })
+        .await
+    }
 }
 
 fn encode_segment(segment: &str) -> String {
@@ -589,14 +605,8 @@ impl ObjectStore for LocalStore {
     }
 
     async fn copy(&self, from: &str, to: &str, metadata: &Metadata) -> Result<(), StorageError> {
-        validate_key(from)?;
-        validate_key(to)?;
-        let (from_owned, to_owned) = (from.to_owned(), to.to_owned());
-        let headers = CopiedHeaders::SourceWith(metadata.clone());
-        self.blocking("copy", from, move |inner| {
-            inner.copy(&from_owned, &to_owned, headers)
-        })
-        .await
+        self.copy_as(from, to, CopiedHeaders::SourceWith(metadata.clone()))
+            .await
     }
 
     async fn copy_with_headers(
@@ -605,14 +615,8 @@ impl ObjectStore for LocalStore {
         to: &str,
         headers: &ObjectHeaders,
     ) -> Result<(), StorageError> {
-        validate_key(from)?;
-        validate_key(to)?;
-        let (from_owned, to_owned) = (from.to_owned(), to.to_owned());
-        let headers = CopiedHeaders::Exactly(headers.clone());
-        self.blocking("copy", from, move |inner| {
-            inner.copy(&from_owned, &to_owned, headers)
-        })
-        .await
+        self.copy_as(from, to, CopiedHeaders::Exactly(headers.clone()))
+            .await
     }
 
     async fn delete(&self, keys: &[String]) -> Result<DeleteReport, StorageError> {

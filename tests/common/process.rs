@@ -211,6 +211,38 @@ pub fn keeper_upload(keeper: &KeeperProcess, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `keeper upload` of the site in `root` as build of `git_ref` for `product`, with `extra` flags.
+pub fn keeper_upload_site(
+    keeper: &KeeperProcess,
+    product: &str,
+    root: &std::path::Path,
+    git_ref: &str,
+    extra: &[&str],
+) -> Output {
+    let root = root.to_str().unwrap();
+    let mut args = vec!["--product", product, "--dir", root, "--git-ref", git_ref];
+    args.extend_from_slice(extra);
+    keeper_upload(keeper, &args)
+}
+
+/// As [`keeper_upload_site`] without extra flags; it must succeed (the server's log is in the
+/// failure message).
+pub fn keeper_upload_succeeds(
+    keeper: &KeeperProcess,
+    product: &str,
+    root: &std::path::Path,
+    git_ref: &str,
+) -> Output {
+    let output = keeper_upload_site(keeper, product, root, git_ref, &[]);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        output_text(&output),
+        keeper.log()
+    );
+    output
+}
+
 /// A finished command's status, stdout and stderr, for assertion messages.
 pub fn output_text(output: &Output) -> String {
     format!(
