@@ -14,10 +14,26 @@
 //! linearly to 10,000 (it is sequential, so its time is linear in the object count; all of it
 //! takes about 8 minutes). `BENCH_FULL_BASELINE=1` measures all 10,000.
 //!
+//! With `KEEPER_TEST_GARAGE` set to a `garage` binary (as `./scripts/test` installs), a third
+//! setting runs the same on loopback against Garage, a production S3 server in its own process,
+//! whose listing is indexed (s3s-fs walks the whole bucket for every listing page).
+//!
 //! `cargo bench --bench rebuild` runs it; under `cargo test`/`nextest` it does nothing.
 
 #[path = "../tests/storage_support/mod.rs"]
 mod storage_support;
+
+#[allow(dead_code)] // The benchmark uses part of the tests' helper.
+#[path = "../tests/common/garage.rs"]
+mod garage;
+
+/// What `garage` needs of the tests' process helpers.
+mod process {
+    pub fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    }
+}
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,7 +72,6 @@ fn main() {
 }
 
 struct Bench {
-    server: storage_support::S3TestServer,
     s3: S3Store,
     store: Arc<dyn ObjectStore>,
     product: ProductSlug,
@@ -74,58 +89,80 @@ async fn run() {
         std::env::temp_dir()
     };
     let server = storage_support::S3TestServer::start_in(&root, false).await;
-    let s3 = server.store(1000).await;
-    let store: Arc<dyn ObjectStore> = Arc::new(s3.clone());
-    let product = ProductSlug::parse("bench").expect("slug");
-    let build = BucketPrefix::build(&product, &BuildSlug::parse("1").expect("slug"));
-    let headers = ObjectHeaders {
-        content_type: Some("text/html".into()),
-        cache_control: Some("max-age=31536000".into()),
-        metadata: Metadata::from([("surrogate-key".into(), "buildkey".into())]),
-        ..ObjectHeaders::default()
-    };
-    let sources: Vec<String> = (0..OBJECTS)
-        .map(|i| format!("{}d{}/page{i:05}.html", build.as_str(), i % 20))
-        .collect();
-    futures::stream::iter(sources.clone())
-        .map(|key| {
-            let (store, headers) = (store.clone(), headers.clone());
-            async move {
-                let body = Bytes::from(format!("<p>{key}</p>").repeat(20));
-                store.put(&key, body, &headers).await
-            }
-        })
-        .buffer_unordered(64)
-        .try_collect::<Vec<()>>()
-        .await
-        .expect("upload the build");
-    let bench = Bench {
-        server,
-        s3,
-        store,
-        product,
-        build,
-        sources,
-    };
     println!(
-        "rebuild of a {OBJECTS}-object build into an edition, s3s-fs (files in {}) over loopback \
-         HTTP, concurrency {CONCURRENCY}, median of {RUNS} runs",
+        "rebuild of a {OBJECTS}-object build into an edition over loopback HTTP, concurrency \
+         {CONCURRENCY}, median of {RUNS} runs"
+    );
+    let bench = Bench::new(server.store(1000).await).await;
+    println!(
+        "\ns3s-fs (in-process, files in {}), loopback, no delay per S3 request:",
         root.display()
     );
-    for delay in [Duration::ZERO, DELAY] {
-        bench.server.traffic.set_delay(delay);
-        bench.setting(delay).await;
+    bench.setting("s3s", false).await;
+    server.traffic.set_delay(DELAY);
+    println!(
+        "\ns3s-fs (in-process), {} ms delay per S3 request:",
+        DELAY.as_millis()
+    );
+    bench.setting("s3sdelay", true).await;
+    // A production S3 server too, in its own process, when the test suite's Garage is at hand.
+    match std::env::var_os("KEEPER_TEST_GARAGE") {
+        Some(_) => {
+            let garage = tokio::task::block_in_place(garage::Garage::start);
+            let bench = Bench::new(garage.store().await).await;
+            println!("\nGarage 2.5.0 (its own process, sqlite metadata), loopback, no delay:");
+            bench.setting("garage", false).await;
+        }
+        None => println!("\n(set KEEPER_TEST_GARAGE to a garage binary to measure Garage too)"),
     }
 }
 
 impl Bench {
-    async fn setting(&self, delay: Duration) {
+    /// Uploads the build to the store `s3` is connected to.
+    async fn new(s3: S3Store) -> Self {
+        let store: Arc<dyn ObjectStore> = Arc::new(s3.clone());
+        let product = ProductSlug::parse("bench").expect("slug");
+        let build = BucketPrefix::build(&product, &BuildSlug::parse("1").expect("slug"));
+        let headers = ObjectHeaders {
+            content_type: Some("text/html".into()),
+            cache_control: Some("max-age=31536000".into()),
+            metadata: Metadata::from([("surrogate-key".into(), "buildkey".into())]),
+            ..ObjectHeaders::default()
+        };
+        let sources: Vec<String> = (0..OBJECTS)
+            .map(|i| format!("{}d{}/page{i:05}.html", build.as_str(), i % 20))
+            .collect();
+        futures::stream::iter(sources.clone())
+            .map(|key| {
+                let (store, headers) = (store.clone(), headers.clone());
+                async move {
+                    let body = Bytes::from(format!("<p>{key}</p>").repeat(20));
+                    store.put(&key, body, &headers).await
+                }
+            })
+            .buffer_unordered(64)
+            .try_collect::<Vec<()>>()
+            .await
+            .expect("upload the build");
+        Bench {
+            s3,
+            store,
+            product,
+            build,
+            sources,
+        }
+    }
+
+    /// Measures and prints one setting; `name` keeps its editions apart from other settings'.
+    /// With `delayed` the sequential baseline is timed on a slice and scaled, unless
+    /// `BENCH_FULL_BASELINE=1`.
+    async fn setting(&self, name: &str, delayed: bool) {
         let mut edition = 0usize;
         let mut next_edition = || {
             edition += 1;
             BucketPrefix::edition(
                 &self.product,
-                &EditionSlug::parse(&format!("e{}{edition}", delay.as_millis())).expect("slug"),
+                &EditionSlug::parse(&format!("{name}{edition}")).expect("slug"),
             )
         };
         let mut keeper = Vec::new();
@@ -136,12 +173,12 @@ impl Bench {
             ceiling.push(self.ceiling(&next_edition()).await);
         }
         let full_baseline = std::env::var("BENCH_FULL_BASELINE").is_ok_and(|value| value == "1");
-        let slice = if delay.is_zero() || full_baseline {
+        let slice = if !delayed || full_baseline {
             OBJECTS
         } else {
             BASELINE_SLICE_WITH_DELAY
         };
-        let baseline_runs = if delay.is_zero() { RUNS } else { 1 };
+        let baseline_runs = if delayed { 1 } else { RUNS };
         for _ in 0..baseline_runs {
             let seconds = self.baseline(&next_edition(), slice).await;
             baseline.push(seconds * OBJECTS as f64 / slice as f64);
@@ -152,14 +189,6 @@ impl Bench {
         }
         let listing = median(listing);
         let (k, c, b) = (median(keeper), median(ceiling), median(baseline));
-        println!(
-            "\n{} per S3 request:",
-            if delay.is_zero() {
-                "loopback, no delay".to_owned()
-            } else {
-                format!("{} ms delay", delay.as_millis())
-            }
-        );
         println!(
             "  keeper rebuild      {k:>8.2} s  {:>7.0} objects/s",
             OBJECTS as f64 / k
