@@ -8,6 +8,8 @@
 #[path = "../tests/storage_support/mod.rs"]
 mod storage_support;
 
+mod harness;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,21 +22,7 @@ const RUNS: usize = 3;
 const CONCURRENCY: [usize; 2] = [1, 32];
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|arg| arg == "--list") {
-        // Test runners list a harness-less target's tests: there are none.
-        return;
-    }
-    if !args.iter().any(|arg| arg == "--bench") {
-        println!("copy benchmark: run it with `cargo bench --bench copy`");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(run());
+    harness::run("copy", run);
 }
 
 async fn run() {

@@ -23,6 +23,8 @@
 #[path = "../tests/storage_support/mod.rs"]
 mod storage_support;
 
+mod harness;
+
 #[allow(dead_code)] // The benchmark uses part of the tests' helper.
 #[path = "../tests/common/garage.rs"]
 mod garage;
@@ -55,20 +57,7 @@ const DELAY: Duration = Duration::from_millis(20);
 const BASELINE_SLICE_WITH_DELAY: usize = 500;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|arg| arg == "--list") {
-        return;
-    }
-    if !args.iter().any(|arg| arg == "--bench") {
-        println!("rebuild benchmark: run it with `cargo bench --bench rebuild`");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(run());
+    harness::run("rebuild", run);
 }
 
 struct Bench {
