@@ -8,7 +8,9 @@
 //! S3 request (a stand-in for a real S3 round trip). keeper's figure is the storage part of
 //! `rebuild_edition` (`ops::copy::mirror` + leftover deletion; the purge and the database writes
 //! are a constant few requests). keeper pipelines HEAD and COPY, each `CONCURRENCY` in flight;
-//! the ceiling has `CONCURRENCY` copies in flight.
+//! the ceiling has `CONCURRENCY` copies in flight. A bare HEAD loop and one listing are timed
+//! too: on loopback, where the CPU is the limit, ceiling + HEAD loop + listing is the least any
+//! rebuild that keeps each object's headers can take (the "work floor").
 //!
 //! Under the delay the sequential baseline is measured on a slice of 500 objects and scaled
 //! linearly to 10,000 (it is sequential, so its time is linear in the object count; all of it
@@ -173,10 +175,12 @@ impl Bench {
             baseline.push(seconds * OBJECTS as f64 / slice as f64);
         }
         let mut listing = Vec::new();
+        let mut heads = Vec::new();
         for _ in 0..RUNS {
             listing.push(self.listing().await);
+            heads.push(self.heads().await);
         }
-        let listing = median(listing);
+        let (listing, heads) = (median(listing), median(heads));
         let (k, c, b) = (median(keeper), median(ceiling), median(baseline));
         println!(
             "  keeper rebuild      {k:>8.2} s  {:>7.0} objects/s",
@@ -205,6 +209,32 @@ impl Bench {
              and the baseline's work, not of the ceiling's)",
             OBJECTS.div_ceil(1000)
         );
+        println!(
+            "  (a bare concurrent HeadObject loop over the build takes {heads:.2} s: each copy needs \
+             one, since a copy's headers are resent whole)"
+        );
+        if !delayed {
+            // When the CPU is the limit, work adds up: any rebuild that keeps each object's
+            // headers does at least the ceiling's copies, a HEAD per object and one listing.
+            let floor = c + heads + listing;
+            println!(
+                "  keeper throughput = {:.0}% of the work floor (ceiling + HEAD loop + listing = \
+                 {floor:.2} s)",
+                100.0 * floor / k
+            );
+        }
+    }
+
+    /// A bare concurrent HeadObject loop over the build's keys.
+    async fn heads(&self) -> f64 {
+        let started = Instant::now();
+        futures::stream::iter(self.sources.iter())
+            .map(|key| self.store.head(key))
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await
+            .expect("head");
+        started.elapsed().as_secs_f64()
     }
 
     /// keeper's rebuild storage steps: one listing pass of each prefix, concurrent copies with
