@@ -69,6 +69,16 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage organizations: where their products are published, their bucket and CDN.
+    Org {
+        #[command(subcommand)]
+        command: crate::org_admin::OrgCommand,
+    },
+    /// Encryption keys of the secrets stored in the database (KEEPER_ENCRYPTION_KEYS).
+    Secrets {
+        #[command(subcommand)]
+        command: crate::org_admin::SecretsCommand,
+    },
     /// Upload a site as a new build, then confirm it (the protocol of `ltd upload`).
     Upload(UploadArgs),
 }
@@ -210,6 +220,28 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Db { command } => run_db(command, &config),
         Command::User { command } => run_user(command, &config),
         Command::Token { command } => run_token(command, &config),
+        Command::Org { command } => {
+            let mut conn = prepare(&config)?
+                .pool
+                .get()
+                .context("connecting to the database")?;
+            crate::org_admin::run_org(
+                command,
+                &mut conn,
+                config.organizations.encryption_keys.as_ref(),
+                &crate::org_admin::OrgSecrets::from_env(),
+            )
+        }
+        Command::Secrets { command } => crate::org_admin::run_secrets(
+            command,
+            || {
+                prepare(&config)?
+                    .pool
+                    .get()
+                    .context("connecting to the database")
+            },
+            config.organizations.encryption_keys.as_ref(),
+        ),
         Command::Upload(args) => run_upload(&LtdOptions::default(), args),
     }
 }

@@ -185,6 +185,9 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub storage: StorageConfig,
     pub cdn: CdnConfig,
+    /// What the process lends the store and CDN clients of organizations other than the
+    /// default (which publishes with `storage` and `cdn`), with the keys of secrets at rest.
+    pub organizations: crate::backends::OrgDefaults,
 }
 
 /// A variable that is set but does not parse.
@@ -388,6 +391,16 @@ impl Config {
         };
         let storage = storage_config(&vars, &database.url)?;
         let cdn = cdn_config(&vars)?;
+        let organizations = crate::backends::OrgDefaults {
+            encryption_keys: vars.parse("KEEPER_ENCRYPTION_KEYS", None, |raw| {
+                crate::crypto::EncryptionKeys::parse(raw)
+                    .map(Some)
+                    .map_err(|err| err.to_string())
+            })?,
+            s3_attempt_timeout: s3_timeout(&vars)?,
+            fastly_api_url: fastly_api_url(&vars)?,
+            fastly_soft_purge: vars.flag("KEEPER_FASTLY_SOFT_PURGE", false)?,
+        };
         Ok(Self {
             database,
             http,
@@ -402,8 +415,20 @@ impl Config {
             worker,
             storage,
             cdn,
+            organizations,
         })
     }
+}
+
+fn fastly_api_url<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Url, ConfigError> {
+    vars.parse(
+        "KEEPER_FASTLY_API_URL",
+        Url::parse(crate::cdn::fastly::DEFAULT_API_URL).map_err(|err| ConfigError {
+            variable: "KEEPER_FASTLY_API_URL",
+            message: err.to_string(),
+        })?,
+        parse_public_url,
+    )
 }
 
 /// The default storage directory: `keeper-data` beside the SQLite file (or in the working
@@ -511,14 +536,7 @@ fn cdn_config<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<CdnConfig
             Ok(CdnConfig::Fastly(crate::cdn::fastly::FastlySettings {
                 service_id: required("KEEPER_FASTLY_SERVICE_ID")?.trim().to_owned(),
                 api_key: SecretString::from(required("KEEPER_FASTLY_API_KEY")?.trim().to_owned()),
-                api_url: vars.parse(
-                    "KEEPER_FASTLY_API_URL",
-                    Url::parse(crate::cdn::fastly::DEFAULT_API_URL).map_err(|err| ConfigError {
-                        variable: "KEEPER_FASTLY_API_URL",
-                        message: err.to_string(),
-                    })?,
-                    parse_public_url,
-                )?,
+                api_url: fastly_api_url(vars)?,
                 soft_purge: vars.flag("KEEPER_FASTLY_SOFT_PURGE", false)?,
                 retry: crate::cdn::RetryPolicy::default(),
                 request_timeout: crate::cdn::fastly::FastlySettings::DEFAULT_REQUEST_TIMEOUT,

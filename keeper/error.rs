@@ -146,6 +146,17 @@ impl From<actix_web::error::BlockingError> for ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// A lookup whose `NotFound` becomes a 404 saying what is missing; other errors keep their mapping.
+/// `NotFound` becomes 422 with `what()` (a name in the request body that matches nothing).
+pub fn or_unprocessable<T>(
+    result: diesel::QueryResult<T>,
+    what: impl FnOnce() -> String,
+) -> ApiResult<T> {
+    result.map_err(|err| match err {
+        DieselError::NotFound => ApiError::unprocessable(what()),
+        other => other.into(),
+    })
+}
+
 pub fn or_not_found<T>(
     result: diesel::QueryResult<T>,
     what: impl FnOnce() -> String,

@@ -220,6 +220,9 @@ pub async fn storage_services(
         uploads,
         forms: Some(UploadForms {
             target,
+            organizations: Arc::new(crate::backends::OrgBackends::new(
+                config.organizations.clone(),
+            )),
             expiry: config.storage.upload_form_expiry,
             max_bytes: config.storage.upload_max_bytes,
         }),

@@ -1,9 +1,12 @@
 //! `keeper worker`: the operations worker process. It claims and runs operations until SIGTERM
 //! or SIGINT, then gives back what it holds.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::backends::OrgBackends;
 use crate::config::Config;
 use crate::db::DbPool;
 use crate::ops::worker::Worker;
@@ -31,6 +34,7 @@ pub async fn build_worker(config: &Config, pool: DbPool) -> anyhow::Result<Worke
         pool,
         store,
         purger: crate::cdn::from_config(&config.cdn),
+        organizations: Arc::new(OrgBackends::new(config.organizations.clone())),
         config: config.worker.clone(),
     }))
 }

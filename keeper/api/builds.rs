@@ -20,7 +20,7 @@ use crate::db::builds::{
 use crate::db::editions::{insert_edition_if_absent, list_editions};
 use crate::db::models::{now, Build, NewBuild, NewEdition, Organization, Product};
 use crate::db::operations::{enqueue, Enqueue, OperationKind};
-use crate::db::organizations::find_organization;
+use crate::db::organizations::{find_organization, find_organization_settings};
 use crate::db::products::find_product_by_id;
 use crate::db::{pool, DbConnection};
 use crate::domain::{
@@ -199,6 +199,24 @@ pub async fn create_build(
         }
     };
     let product_slug = slug.into_inner();
+    // Where the forms point is settled before anything is written: an organization whose
+    // bucket cannot be used gets no build row.
+    let target = match &forms {
+        None => None,
+        Some(forms) => {
+            let slug = product_slug.clone();
+            let settings = pool::run(&state.pool, move |conn| {
+                let (_, product) = load_product(conn, &slug)?;
+                Ok(find_organization_settings(conn, product.organization_id)?)
+            })
+            .await?;
+            let target = forms
+                .target_for(&settings)
+                .await
+                .map_err(|err| ApiError::unavailable(err.to_string()))?;
+            Some((forms, target))
+        }
+    };
     let (organization, product, build, directories) = pool::run(&state.pool, move |conn| {
         let (organization, product) = load_product(conn, &product_slug)?;
         identity.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;
@@ -210,7 +228,7 @@ pub async fn create_build(
     })
     .await?;
     let mut response = build_response(&state, &organization, &product, &build)?;
-    if let Some(forms) = forms {
+    if let Some((forms, target)) = target {
         let build_prefix = BucketPrefix::build(
             &crate::api::publishing::product_slug(&product)?,
             &crate::api::publishing::build_slug(&build)?,
@@ -224,6 +242,7 @@ pub async fn create_build(
             .collect::<ApiResult<Vec<_>>>()?;
         let signed = forms
             .sign(
+                &target,
                 &state.url_for(UPLOAD_PATH),
                 &directories,
                 &build.surrogate_key,

@@ -1,6 +1,7 @@
 //! `/products/`: the documentation projects (v1 API, default organization).
 
 use actix_web::{web, HttpResponse};
+use diesel::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -11,11 +12,15 @@ use crate::auth::identity::{authenticate, Credentials};
 use crate::auth::Permissions;
 use crate::db::editions::insert_edition;
 use crate::db::models::{now, NewEdition, NewProduct, Organization, Product, ProductChanges};
-use crate::db::organizations::{find_organization_by_slug, DEFAULT_ORGANIZATION};
-use crate::db::products::{find_product, insert_product, list_product_slugs, update_product};
+use crate::db::organizations::{
+    find_organization, find_organization_by_slug, DEFAULT_ORGANIZATION,
+};
+use crate::db::products::{
+    find_product_by_slug, insert_product, list_product_slugs, update_product,
+};
 use crate::db::{pool, DbConnection};
 use crate::domain::{EditionKind, EditionSlug, ProductSlug, SurrogateKey, TrackingMode};
-use crate::error::{or_not_found, ApiError, ApiResult};
+use crate::error::{or_not_found, or_unprocessable, ApiError, ApiResult};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProductListResponse {
@@ -40,6 +45,10 @@ pub struct NewProductRequest {
     /// Tracking mode of the default edition (default `git_refs`, tracking `main`).
     #[serde(default)]
     pub main_mode: Option<String>,
+    /// keeper's extension: the organization (`keeper org`) the product is published by,
+    /// default `default`. Product slugs stay unique across organizations in this API.
+    #[serde(default)]
+    pub organization: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -51,12 +60,14 @@ pub struct ProductPatchRequest {
     pub title: Option<String>,
 }
 
-/// The default organization and one of its products; 404 when there is no such product.
+/// A product by slug, whatever its organization, and that organization; 404 when there is no
+/// such product. The v1 API names products by slug alone, so it creates none whose slug
+/// another organization uses.
 pub fn load_product(conn: &mut DbConnection, slug: &str) -> ApiResult<(Organization, Product)> {
-    let organization = find_organization_by_slug(conn, DEFAULT_ORGANIZATION)?;
-    let product = or_not_found(find_product(conn, organization.id, slug), || {
+    let product = or_not_found(find_product_by_slug(conn, slug), || {
         format!("No product named {slug:?}.")
     })?;
+    let organization = find_organization(conn, product.organization_id)?;
     Ok((organization, product))
 }
 
@@ -86,11 +97,7 @@ where
 pub async fn list_products(
     state: web::Data<AppState>,
 ) -> ApiResult<web::Json<ProductListResponse>> {
-    let slugs = pool::run(&state.pool, |conn| {
-        let organization = find_organization_by_slug(conn, DEFAULT_ORGANIZATION)?;
-        Ok(list_product_slugs(conn, organization.id)?)
-    })
-    .await?;
+    let slugs = pool::run(&state.pool, |conn| Ok(list_product_slugs(conn)?)).await?;
     Ok(web::Json(ProductListResponse {
         products: slugs
             .iter()
@@ -140,9 +147,24 @@ pub async fn create_product(
     if request.title.trim().is_empty() {
         return Err(ApiError::unprocessable("title must not be empty."));
     }
+    let organization_slug = request
+        .organization
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ORGANIZATION.to_owned());
     let (organization, product) = pool::run(&state.pool, move |conn| {
         conn.write_transaction(|conn| {
-            let organization = find_organization_by_slug(conn, DEFAULT_ORGANIZATION)?;
+            let organization =
+                or_unprocessable(find_organization_by_slug(conn, &organization_slug), || {
+                    format!("No organization named {organization_slug:?}.")
+                })?;
+            if find_product_by_slug(conn, slug.as_str())
+                .optional()?
+                .is_some()
+            {
+                return Err(ApiError::conflict(format!(
+                    "A product named {slug} already exists."
+                )));
+            }
             let now = now();
             let product = insert_product(
                 conn,

@@ -12,8 +12,7 @@ use crate::auth::api_token::generate_api_token;
 use crate::auth::identity::{authenticate, Credentials, Identity};
 use crate::auth::Permissions;
 use crate::db::models::{now, ApiToken, NewApiToken};
-use crate::db::organizations::{find_organization_by_slug, DEFAULT_ORGANIZATION};
-use crate::db::products::find_product;
+use crate::db::products::find_product_by_slug;
 use crate::db::{pool, tokens, DbConnection};
 use crate::error::{ApiError, ApiResult};
 
@@ -122,10 +121,9 @@ pub fn create_token(
     };
     let (secret, hash) = generate_api_token();
     conn.write_transaction(|conn| {
-        let organization = find_organization_by_slug(conn, DEFAULT_ORGANIZATION)?;
         let mut product_ids = Vec::with_capacity(request.products.len());
         for slug in &request.products {
-            let product = find_product(conn, organization.id, slug)
+            let product = find_product_by_slug(conn, slug)
                 .map_err(|_| ApiError::unprocessable(format!("No product named {slug:?}.")))?;
             product_ids.push(product.id);
         }

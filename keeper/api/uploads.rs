@@ -16,6 +16,8 @@ use bytes::BytesMut;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 
+use crate::backends::{OrgBackends, SettingsError};
+use crate::db::models::OrganizationSettings;
 use crate::domain::BucketPrefix;
 use crate::error::{ApiError, ApiResult};
 use crate::storage::presign::{
@@ -66,7 +68,10 @@ pub enum FormTarget {
 /// `post_dir_urls`). Registered as app data by [`StorageServices`](crate::api::StorageServices).
 #[derive(Debug, Clone)]
 pub struct UploadForms {
+    /// The default organization's target (the process's store).
     pub target: FormTarget,
+    /// The other organizations' buckets.
+    pub organizations: Arc<OrgBackends>,
     /// How long a form stays valid.
     pub expiry: std::time::Duration,
     /// Largest file a form allows.
@@ -89,16 +94,31 @@ pub struct BuildForms {
 }
 
 impl UploadForms {
+    /// Where the forms of a build of a product of the organization with `settings` point.
+    pub async fn target_for(
+        &self,
+        settings: &OrganizationSettings,
+    ) -> Result<FormTarget, SettingsError> {
+        if OrgBackends::is_default(settings) {
+            return Ok(self.target.clone());
+        }
+        Ok(FormTarget::S3(
+            self.organizations.for_organization(settings).await?.s3,
+        ))
+    }
+
     /// Signs both forms of every `(name, prefix)` directory of a build whose surrogate key is
-    /// `surrogate_key`. `upload_url` is keeper's own endpoint (used for the local store).
+    /// `surrogate_key`, for `target`. `upload_url` is keeper's own endpoint (used for the local
+    /// store).
     pub async fn sign(
         &self,
+        target: &FormTarget,
         upload_url: &str,
         directories: &[(String, BucketPrefix)],
         surrogate_key: &str,
         now: DateTime<Utc>,
     ) -> Result<BuildForms, StorageError> {
-        let (url, bucket, credentials) = match &self.target {
+        let (url, bucket, credentials) = match target {
             FormTarget::Keeper(credentials) => (upload_url.to_owned(), None, credentials.clone()),
             FormTarget::S3(store) => (
                 store.post_url(),

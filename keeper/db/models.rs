@@ -19,6 +19,30 @@ pub struct Organization {
     pub cdn_kind: String,
 }
 
+/// An organization's whole row: where it publishes, and the store and CDN it publishes with
+/// (secrets as stored: encrypted). Also what goes in, whole, when one is created or changed.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = organizations, treat_none_as_null = true)]
+pub struct OrganizationSettings {
+    pub slug: String,
+    pub title: String,
+    pub layout: String,
+    pub root_domain: Option<String>,
+    pub path_prefix: String,
+    pub store_kind: String,
+    pub bucket_name: String,
+    pub s3_region: Option<String>,
+    pub s3_endpoint_url: Option<String>,
+    pub s3_path_style: bool,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key_encrypted: Option<String>,
+    pub public_read: bool,
+    pub cdn_kind: String,
+    pub fastly_service_id: Option<String>,
+    pub fastly_api_key_encrypted: Option<String>,
+    pub varnish_urls: Option<String>,
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = products)]
 pub struct Product {

@@ -23,15 +23,22 @@ pub fn find_product_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Produ
     with_connection!(conn, c => products::table.find(id).select(Product::as_select()).first(c))
 }
 
-pub fn list_product_slugs(
-    conn: &mut DbConnection,
-    organization_id: i64,
-) -> QueryResult<Vec<String>> {
+/// Every product's slug, whatever its organization, in order.
+pub fn list_product_slugs(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
     with_connection!(conn, c => products::table
-        .filter(products::organization_id.eq(organization_id))
-        .order(products::slug)
+        .order((products::slug, products::organization_id))
         .select(products::slug)
         .load(c))
+}
+
+/// A product by slug in any organization (the v1 API's namespace); should two organizations
+/// use one slug, the older organization's (the default organization is the first).
+pub fn find_product_by_slug(conn: &mut DbConnection, slug: &str) -> QueryResult<Product> {
+    with_connection!(conn, c => products::table
+        .filter(products::slug.eq(slug))
+        .order((products::organization_id, products::id))
+        .select(Product::as_select())
+        .first(c))
 }
 
 pub fn insert_product(conn: &mut DbConnection, new: &NewProduct) -> QueryResult<Product> {

@@ -20,6 +20,7 @@ diesel::table! {
         fastly_api_key_encrypted -> Nullable<Text>,
         varnish_urls -> Nullable<Text>,
         date_created -> Timestamp,
+        s3_path_style -> Bool,
     }
 }
 

@@ -13,18 +13,58 @@ pub mod worker;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use diesel::OptionalExtension;
+
+use crate::backends::OrgBackends;
 use crate::cdn::Purger;
 use crate::config::WorkerConfig;
+use crate::db::models::Operation;
+use crate::db::organizations::find_settings_of_product;
 use crate::db::{DbConnection, DbPool};
 use crate::storage::ObjectStore;
 
-/// What an operation works with: the database, the process's store and CDN, the settings.
+/// What an operation works with: the database, a store and CDN, the settings. The worker's
+/// `store` and `purger` are the process's (the default organization's); each operation runs
+/// with its product's organization's ([`Services::for_operation`]).
 #[derive(Clone)]
 pub struct Services {
     pub pool: DbPool,
     pub store: Arc<dyn ObjectStore>,
     pub purger: Arc<dyn Purger>,
+    /// The clients of the other organizations.
+    pub organizations: Arc<OrgBackends>,
     pub config: WorkerConfig,
+}
+
+impl Services {
+    /// These services with the store and CDN of the organization `operation`'s product
+    /// belongs to. Settings that cannot be used fail the operation with what to change.
+    pub async fn for_operation(&self, operation: &Operation) -> Result<Services, OpError> {
+        let Some(product_id) = operation.product_id else {
+            return Ok(self.clone());
+        };
+        let settings = with_db(&self.pool, move |conn| {
+            Ok(find_settings_of_product(conn, product_id).optional()?)
+        })
+        .await?;
+        match settings {
+            // A product that is gone leaves its operations to notice it themselves.
+            None => Ok(self.clone()),
+            Some((_, settings)) if OrgBackends::is_default(&settings) => Ok(self.clone()),
+            Some((_, settings)) => {
+                let backends = self
+                    .organizations
+                    .for_organization(&settings)
+                    .await
+                    .map_err(|err| OpError::Permanent(err.to_string()))?;
+                Ok(Services {
+                    store: backends.store,
+                    purger: backends.purger,
+                    ..self.clone()
+                })
+            }
+        }
+    }
 }
 
 /// Why an attempt failed.

@@ -253,6 +253,7 @@ async fn run_kind(
     operation: &Operation,
     progress: &Arc<ProgressCounter>,
 ) -> Result<Outcome, OpError> {
+    let services = &services.for_operation(operation).await?;
     let kind = operation.kind.as_str();
     if kind == OperationKind::RebuildEdition.as_str() {
         rebuild::run(services, operation, progress).await

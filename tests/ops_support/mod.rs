@@ -180,6 +180,9 @@ impl Pipeline {
             pool: keeper::db::build_pool(&config.database),
             store: store.clone(),
             purger: Arc::new(purger),
+            organizations: Arc::new(keeper::backends::OrgBackends::new(
+                config.organizations.clone(),
+            )),
             config: config.worker.clone(),
         };
         let worker = Worker::new(services.clone());

@@ -198,6 +198,12 @@ impl S3TestServer {
         format!("http://{}", self.address)
     }
 
+    /// Another bucket on this server (s3s-fs: a directory under its root).
+    #[allow(dead_code)] // Not every test binary has several buckets.
+    pub fn add_bucket(&self, name: &str) {
+        std::fs::create_dir(self._dir.path().join(name)).expect("bucket directory");
+    }
+
     pub fn settings(&self, page_size: i32) -> S3Settings {
         S3Settings {
             bucket: BUCKET.into(),

@@ -1,0 +1,1 @@
+ALTER TABLE organizations DROP COLUMN s3_path_style;
