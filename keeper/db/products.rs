@@ -7,18 +7,6 @@ use crate::db::schema::products;
 use crate::db::DbConnection;
 use crate::with_connection;
 
-pub fn find_product(
-    conn: &mut DbConnection,
-    organization_id: i64,
-    slug: &str,
-) -> QueryResult<Product> {
-    with_connection!(conn, c => products::table
-        .filter(products::organization_id.eq(organization_id))
-        .filter(products::slug.eq(slug))
-        .select(Product::as_select())
-        .first(c))
-}
-
 pub fn find_product_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Product> {
     with_connection!(conn, c => products::table.find(id).select(Product::as_select()).first(c))
 }
