@@ -311,11 +311,7 @@ pub fn run_org(
             print!("{}", describe(&settings));
         }
         OrgCommand::Create { slug, settings } => {
-            let mut new = blank_settings(&slug);
-            if settings.title.is_none() {
-                new.title = slug.clone();
-            }
-            let new = apply(new, &settings, secrets, keys)?;
+            let new = apply(blank_settings(&slug), &settings, secrets, keys)?;
             insert_organization(conn, &new).map_err(
                 |err| match crate::db::violation::violation(&err) {
                     Some(crate::db::violation::Violation::Unique) => {
