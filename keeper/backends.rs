@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use url::Url;
-
 use crate::cdn::fastly::{FastlyPurger, FastlySettings};
 use crate::cdn::varnish::VarnishPurger;
-use crate::cdn::{NoPurger, Purger, RetryPolicy};
+use crate::cdn::{NoPurger, Purger};
+use crate::config::{
+    parse_varnish_urls, FastlyApi, OrganizationsConfig, S3Config, S3Parts, S3Problem,
+};
 use crate::crypto::{CryptoError, EncryptionKeys};
 use crate::db::models::OrganizationSettings;
 use crate::db::organizations::DEFAULT_ORGANIZATION;
@@ -25,22 +26,28 @@ pub struct OrgDefaults {
     pub encryption_keys: Option<EncryptionKeys>,
     /// [`S3Settings::attempt_timeout`] of every organization's bucket.
     pub s3_attempt_timeout: Duration,
-    /// The Fastly API's base URL (`KEEPER_FASTLY_API_URL`).
-    pub fastly_api_url: Url,
-    /// `KEEPER_FASTLY_SOFT_PURGE`.
-    pub fastly_soft_purge: bool,
+    /// The Fastly API every organization's service is purged through.
+    pub fastly: FastlyApi,
 }
 
 impl OrgDefaults {
-    /// No encryption keys; AWS's Fastly API; the default timeouts.
+    /// No encryption keys; Fastly's own API; the default timeouts.
     pub fn without_keys() -> Self {
         Self {
             encryption_keys: None,
             s3_attempt_timeout: S3Settings::DEFAULT_ATTEMPT_TIMEOUT,
-            fastly_api_url: Url::parse(crate::cdn::fastly::DEFAULT_API_URL)
-                .unwrap_or_else(|_| unreachable!("a constant URL parses")),
-            fastly_soft_purge: false,
+            fastly: FastlyApi::fastly(),
         }
+    }
+
+    /// The configured defaults; fails when `KEEPER_ENCRYPTION_KEYS` holds something that is
+    /// not a list of keys.
+    pub fn from_config(config: &OrganizationsConfig) -> Result<Self, CryptoError> {
+        Ok(Self {
+            encryption_keys: EncryptionKeys::from_config(config)?,
+            s3_attempt_timeout: config.s3_attempt_timeout,
+            fastly: config.fastly.clone(),
+        })
     }
 }
 
@@ -51,6 +58,9 @@ pub struct SettingsError {
     pub organization: String,
     pub problem: String,
 }
+
+const NO_BUCKET: &str = "it names no S3 bucket (only the default organization uses keeper's \
+                         local store); set one with `keeper org update --bucket`";
 
 /// One organization's clients.
 #[derive(Debug, Clone)]
@@ -134,38 +144,31 @@ impl OrgBackends {
     }
 
     fn s3_settings(&self, settings: &OrganizationSettings) -> Result<S3Settings, String> {
-        if settings.store_kind != "s3" || settings.bucket_name.trim().is_empty() {
-            return Err(
-                "it names no S3 bucket (only the default organization uses keeper's \
-                        local store); set one with `keeper org update --bucket`"
-                    .into(),
-            );
+        if settings.store_kind != "s3" {
+            return Err(NO_BUCKET.into());
         }
         let secret_access_key = settings
             .s3_secret_access_key_encrypted
             .as_deref()
             .map(|token| self.decrypt("S3 secret access key", token))
             .transpose()?;
-        if settings.s3_access_key_id.is_some() != secret_access_key.is_some() {
-            return Err(
-                "it has only half of its S3 credentials (an access key id and its \
-                        secret go together)"
-                    .into(),
-            );
-        }
-        Ok(S3Settings {
-            bucket: settings.bucket_name.clone(),
-            region: settings
-                .s3_region
-                .clone()
-                .unwrap_or_else(|| "us-east-1".into()),
-            endpoint_url: settings.s3_endpoint_url.clone(),
+        let config = S3Config::new(S3Parts {
+            bucket: &settings.bucket_name,
+            region: settings.s3_region.as_deref(),
+            endpoint_url: settings.s3_endpoint_url.as_deref(),
             path_style: settings.s3_path_style,
             access_key_id: settings.s3_access_key_id.clone(),
             secret_access_key,
-            page_size: 1000,
             attempt_timeout: self.defaults.s3_attempt_timeout,
         })
+        .map_err(|problem| match problem {
+            S3Problem::NoBucket => NO_BUCKET.to_owned(),
+            S3Problem::Endpoint(message) => format!("its S3 endpoint URL: {message}"),
+            S3Problem::HalfCredentials => "it has only half of its S3 credentials (an access key \
+                                           id and its secret go together)"
+                .into(),
+        })?;
+        Ok(S3Settings::from_config(&config))
     }
 
     fn purger(&self, settings: &OrganizationSettings) -> Result<Arc<dyn Purger>, String> {
@@ -180,18 +183,14 @@ impl OrgBackends {
                         "its CDN is Fastly, but its service id or API key is missing".into(),
                     );
                 };
-                Arc::new(FastlyPurger::new(FastlySettings {
-                    service_id: service_id.to_owned(),
-                    api_key: self.decrypt("Fastly API key", token)?,
-                    api_url: self.defaults.fastly_api_url.clone(),
-                    soft_purge: self.defaults.fastly_soft_purge,
-                    retry: RetryPolicy::default(),
-                    request_timeout: FastlySettings::DEFAULT_REQUEST_TIMEOUT,
-                }))
+                let api_key = self.decrypt("Fastly API key", token)?;
+                let config = self.defaults.fastly.service(service_id, api_key);
+                Arc::new(FastlyPurger::new(FastlySettings::from_config(&config)))
             }
-            "varnish" => Arc::new(VarnishPurger::new(parse_varnish_urls(
-                settings.varnish_urls.as_deref().unwrap_or(""),
-            )?)),
+            "varnish" => Arc::new(VarnishPurger::new(
+                parse_varnish_urls(settings.varnish_urls.as_deref().unwrap_or(""))
+                    .map_err(|err| format!("its CDN is Varnish: {err}"))?,
+            )),
             other => {
                 return Err(format!(
                     "its CDN kind {other:?} is not none, fastly or varnish"
@@ -199,18 +198,4 @@ impl OrgBackends {
             }
         })
     }
-}
-
-/// Comma-separated Varnish base URLs; at least one.
-pub fn parse_varnish_urls(raw: &str) -> Result<Vec<Url>, String> {
-    let urls = raw
-        .split(',')
-        .map(str::trim)
-        .filter(|url| !url.is_empty())
-        .map(|url| Url::parse(url).map_err(|err| format!("Varnish URL {url:?}: {err}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    if urls.is_empty() {
-        return Err("its CDN is Varnish, but it lists no Varnish URL".into());
-    }
-    Ok(urls)
 }

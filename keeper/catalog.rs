@@ -1,6 +1,21 @@
 //! Catalogue rules that touch the database: which editions a confirmed build updates, and
 //! recording rebuild requests. Called inside the transaction of the change that needs them.
 
+/// Why a rebuild was not recorded; the message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(
+        "Build {build} is {state}; an edition can only show an uploaded, non-deprecated build."
+    )]
+    Unpublishable { build: String, state: &'static str },
+    #[error("The build belongs to another product.")]
+    ForeignBuild,
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+pub type CatalogResult<T> = Result<T, CatalogError>;
+
 use serde_json::json;
 
 use crate::db::builds::find_build;
@@ -9,7 +24,6 @@ use crate::db::models::{Build, Edition, Operation, Product};
 use crate::db::operations::{active_operation_for_edition, enqueue, Enqueue, OperationKind};
 use crate::db::DbConnection;
 use crate::domain::{edition_accepts, TrackingMode};
-use crate::error::{ApiError, ApiResult};
 
 /// Records a rebuild of `edition` from `build` (superseding a queued older request).
 pub fn request_rebuild(
@@ -17,22 +31,19 @@ pub fn request_rebuild(
     product: &Product,
     edition: &Edition,
     build: &Build,
-) -> ApiResult<Operation> {
+) -> CatalogResult<Operation> {
     if !build.is_publishable() {
-        return Err(ApiError::unprocessable(format!(
-            "Build {} is {}; an edition can only show an uploaded, non-deprecated build.",
-            build.slug,
-            if build.uploaded {
+        return Err(CatalogError::Unpublishable {
+            build: build.slug.clone(),
+            state: if build.uploaded {
                 "deprecated"
             } else {
                 "not uploaded yet"
-            }
-        )));
+            },
+        });
     }
     if build.product_id != edition.product_id {
-        return Err(ApiError::unprocessable(
-            "The build belongs to another product.",
-        ));
+        return Err(CatalogError::ForeignBuild);
     }
     Ok(enqueue(
         conn,
@@ -53,7 +64,7 @@ pub fn request_rebuild(
 /// The build an edition is on or about to be on: the target of its newest queued or working
 /// rebuild, else its current build. Tracking decisions compare against this, so that a late,
 /// older version cannot supersede a queued newer one.
-pub fn effective_build(conn: &mut DbConnection, edition: &Edition) -> ApiResult<Option<Build>> {
+pub fn effective_build(conn: &mut DbConnection, edition: &Edition) -> CatalogResult<Option<Build>> {
     let pending_target = active_operation_for_edition(conn, edition.id)?
         .filter(|op| op.kind == OperationKind::RebuildEdition.as_str())
         .and_then(|op| op.build_id);
@@ -68,7 +79,7 @@ pub fn rebuild_tracking_editions(
     conn: &mut DbConnection,
     product: &Product,
     build: &Build,
-) -> ApiResult<Vec<Operation>> {
+) -> CatalogResult<Vec<Operation>> {
     let candidate_refs = build.git_ref_list();
     let mut operations = Vec::new();
     for edition in list_editions(conn, product.id)? {

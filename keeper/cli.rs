@@ -7,14 +7,15 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::api::tokens::{create_token, NewTokenRequest};
+use crate::auth::issue::{issue_token, TokenError, TokenRequest};
 use crate::auth::password::hash_password;
-use crate::auth::Permissions;
 use crate::config::Config;
+use crate::crypto::EncryptionKeys;
 use crate::db::migrations;
 use crate::db::users::{create_user, find_user};
+use crate::domain::Permissions;
 use crate::domain::Username;
-use crate::server::{connect, prepare};
+use crate::startup::{connect, prepare};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -202,6 +203,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Read here as well as where they are used, so that a malformed list stops every command
+    // at once, like any other variable that does not parse.
+    if let Err(err) = EncryptionKeys::from_config(&config.organizations) {
+        eprintln!("keeper: environment variable KEEPER_ENCRYPTION_KEYS: {err}");
+        return ExitCode::from(2);
+    }
     crate::telemetry::init(&config.log);
     match run(cli.command, config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -228,7 +235,7 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
             crate::org_admin::run_org(
                 command,
                 &mut conn,
-                config.organizations.encryption_keys.as_ref(),
+                EncryptionKeys::from_config(&config.organizations)?.as_ref(),
                 &crate::org_admin::OrgSecrets::from_env(),
             )
         }
@@ -240,7 +247,7 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     .get()
                     .context("connecting to the database")
             },
-            config.organizations.encryption_keys.as_ref(),
+            EncryptionKeys::from_config(&config.organizations)?.as_ref(),
         ),
         Command::Upload(args) => run_upload(&LtdOptions::default(), args),
     }
@@ -261,15 +268,18 @@ fn run_token(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
         .context("connecting to the database")?;
     let user = find_user(&mut conn, &username)?
         .ok_or_else(|| anyhow::anyhow!("there is no user named {username}"))?;
-    let request = NewTokenRequest {
+    let request = TokenRequest {
         name,
         permissions: permissions.map(|list| list.split(',').map(|p| p.trim().to_owned()).collect()),
         products,
         expires_in_days,
     };
     let owner = Permissions::from_bits(user.permissions).unwrap_or_default();
-    let (token, secret) = create_token(&mut conn, user.id, owner, &request)
-        .map_err(|err| anyhow::anyhow!("{}", err.body().message))?;
+    let (token, secret) =
+        issue_token(&mut conn, user.id, owner, &request).map_err(|err| match err {
+            TokenError::Database(err) => anyhow::Error::new(err).context("creating the token"),
+            refused => anyhow::anyhow!("{refused}"),
+        })?;
     eprintln!(
         "created API token {} ({:?}) for {username}; it is shown once, below:",
         token.id, token.name

@@ -54,6 +54,17 @@ impl EncryptionKeys {
         Ok(Self { keys })
     }
 
+    /// The keys of `KEEPER_ENCRYPTION_KEYS`, if it is set.
+    pub fn from_config(
+        config: &crate::config::OrganizationsConfig,
+    ) -> Result<Option<Self>, CryptoError> {
+        config
+            .encryption_keys
+            .as_ref()
+            .map(|spec| Self::parse(secrecy::ExposeSecret::expose_secret(spec)))
+            .transpose()
+    }
+
     /// A new random key.
     pub fn generate_key() -> String {
         Fernet::generate_key()

@@ -142,6 +142,15 @@ impl From<actix_web::error::BlockingError> for ApiError {
     }
 }
 
+impl From<crate::catalog::CatalogError> for ApiError {
+    fn from(err: crate::catalog::CatalogError) -> Self {
+        match err {
+            crate::catalog::CatalogError::Database(err) => err.into(),
+            refused => Self::unprocessable(refused.to_string()),
+        }
+    }
+}
+
 /// The result type of every handler.
 pub type ApiResult<T> = Result<T, ApiError>;
 

@@ -3,7 +3,6 @@
 //! The binary (`keeper/main.rs`) only calls [`cli::main`]; everything lives here.
 
 pub mod api;
-pub mod app;
 pub mod auth;
 pub mod backends;
 pub mod catalog;
@@ -17,9 +16,10 @@ pub mod domain;
 pub mod error;
 pub mod ops;
 pub mod org_admin;
-pub mod request_log;
+pub mod retry;
 pub mod server;
 pub mod shutdown;
+pub mod startup;
 pub mod storage;
 pub mod telemetry;
 pub mod worker;

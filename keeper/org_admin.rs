@@ -5,7 +5,8 @@
 use anyhow::{bail, Context};
 use clap::Subcommand;
 
-use crate::backends::{parse_varnish_urls, OrgBackends};
+use crate::backends::OrgBackends;
+use crate::config::{parse_endpoint_url, parse_varnish_urls};
 use crate::crypto::EncryptionKeys;
 use crate::db::models::OrganizationSettings;
 use crate::db::organizations::{
@@ -264,7 +265,7 @@ pub fn check(settings: &OrganizationSettings) -> Result<(), String> {
         ));
     }
     if let Some(endpoint) = &settings.s3_endpoint_url {
-        url::Url::parse(endpoint).map_err(|err| format!("--s3-endpoint-url: {err}"))?;
+        parse_endpoint_url(endpoint).map_err(|err| format!("--s3-endpoint-url: {err}"))?;
     }
     match settings.cdn_kind.as_str() {
         "none" => {}
@@ -276,7 +277,8 @@ pub fn check(settings: &OrganizationSettings) -> Result<(), String> {
             }
         }
         "varnish" => {
-            parse_varnish_urls(settings.varnish_urls.as_deref().unwrap_or(""))?;
+            parse_varnish_urls(settings.varnish_urls.as_deref().unwrap_or(""))
+                .map_err(|err| format!("--varnish-urls: {err}"))?;
         }
         other => return Err(format!("--cdn {other:?}: expected none, fastly or varnish")),
     }

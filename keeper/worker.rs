@@ -1,18 +1,12 @@
 //! `keeper worker`: the operations worker process. It claims and runs operations until SIGTERM
-//! or SIGINT, then gives back what it holds.
-
-use std::sync::Arc;
+//! or SIGINT, then gives back what it holds. Assembled by [`crate::startup`].
 
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::backends::OrgBackends;
 use crate::config::Config;
-use crate::db::DbPool;
-use crate::ops::worker::Worker;
-use crate::ops::Services;
-use crate::server::{open_store, prepare};
 use crate::shutdown::ShutdownSignal;
+use crate::startup::{build_worker, prepare};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let prepared = prepare(&config)?;
@@ -25,16 +19,4 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     running.await.context("stopping the worker")?;
     tracing::info!("worker stopped");
     Ok(())
-}
-
-/// A worker over the configured store and CDN.
-pub async fn build_worker(config: &Config, pool: DbPool) -> anyhow::Result<Worker> {
-    let store = open_store(config).await?;
-    Ok(Worker::new(Services {
-        pool,
-        store,
-        purger: crate::cdn::from_config(&config.cdn),
-        organizations: Arc::new(OrgBackends::new(config.organizations.clone())),
-        config: config.worker.clone(),
-    }))
 }

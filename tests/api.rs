@@ -4,7 +4,7 @@ mod common;
 
 use common::api::Api;
 use common::TestBackend;
-use keeper::auth::Permissions;
+use keeper::domain::Permissions;
 use serde_json::json;
 
 fn id_of(url: &serde_json::Value) -> String {

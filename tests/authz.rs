@@ -7,7 +7,7 @@ mod common;
 use common::api::{Api, SECRET_KEY};
 use common::TestBackend;
 use keeper::auth::session::SessionKeys;
-use keeper::auth::Permissions;
+use keeper::domain::Permissions;
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{json, Value};

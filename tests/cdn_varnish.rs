@@ -79,7 +79,7 @@ fn varnish_caches_pages_until_purged_by_surrogate_key() {
 
     let db = TestDatabase::new(TestBackend::Sqlite);
     let config = db.config(&[]);
-    let prepared = keeper::server::prepare(&config).unwrap();
+    let prepared = keeper::startup::prepare(&config).unwrap();
     let state = prepared.app_state(&config, config.http.bind);
     let services = StorageServices {
         sites: SiteServer {
@@ -91,7 +91,7 @@ fn varnish_caches_pages_until_purged_by_surrogate_key() {
     };
     let site = TestServer::serve(&config, move |max| {
         let services = services.clone();
-        keeper::app::app_with(state.clone(), max, move |cfg| services.configure(cfg))
+        keeper::api::app::app_with(state.clone(), max, move |cfg| services.configure(cfg))
     });
     let varnish = Varnish::start(keeper_vcl(site.address.port()));
 

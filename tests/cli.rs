@@ -223,7 +223,7 @@ fn a_bad_variable_is_named_and_exits_2() {
 fn serve_refuses_a_database_ahead_of_the_binary() {
     for backend in [TestBackend::Sqlite, TestBackend::Postgres] {
         let db = TestDatabase::new(backend);
-        keeper::server::prepare(&db.config(&[])).unwrap();
+        keeper::startup::prepare(&db.config(&[])).unwrap();
         let mut conn = db.connect();
         keeper::with_connection!(&mut conn, c => diesel::RunQueryDsl::execute(
             diesel::sql_query("INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231235959')"),
@@ -435,7 +435,7 @@ fn token_create_prints_a_working_token_once() {
     .expect("the hash is stored");
     assert_eq!(
         stored.permissions,
-        Some(keeper::auth::Permissions::UPLOAD_BUILD.bits())
+        Some(keeper::domain::Permissions::UPLOAD_BUILD.bits())
     );
 
     let (code, _, stderr) = run(keeper(dir.path(), &env).args([

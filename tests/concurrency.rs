@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 
 use common::api::Api;
 use common::TestBackend;
-use keeper::auth::Permissions;
+use keeper::domain::Permissions;
 use serde_json::json;
 
 const PARALLEL: usize = 24;

@@ -52,11 +52,11 @@ struct Probe {
 /// keeper's app with two extra routes that use the JSON body and path extractors.
 fn server_with_probe_routes(db: &TestDatabase) -> TestServer {
     let config = db.config(&[("KEEPER_MAX_BODY_BYTES", "256")]);
-    let prepared = keeper::server::prepare(&config).unwrap();
-    let (listener, address) = keeper::server::bind(&config.http).unwrap();
+    let prepared = keeper::startup::prepare(&config).unwrap();
+    let (listener, address) = keeper::startup::bind(&config.http).unwrap();
     let state = prepared.app_state(&config, address);
     TestServer::serve_on(listener, &config, move |max| {
-        keeper::app::app(state.clone(), max)
+        keeper::api::app::app(state.clone(), max)
             .route(
                 "/probe",
                 web::post().to(|_: web::Json<Probe>| async { HttpResponse::NoContent().finish() }),
@@ -169,12 +169,14 @@ fn readiness_is_503_when_the_database_is_unreachable() {
         _ => None,
     })
     .unwrap();
-    let state = keeper::app::AppState::new(
+    let state = keeper::api::app::AppState::new(
         keeper::db::build_pool(&config.database),
         &config.http.public_url_for(config.http.bind),
         test_sessions(),
     );
-    let server = TestServer::serve(&config, move |max| keeper::app::app(state.clone(), max));
+    let server = TestServer::serve(&config, move |max| {
+        keeper::api::app::app(state.clone(), max)
+    });
     let live = client().get(server.url("/health/live")).send().unwrap();
     assert_eq!(
         live.status(),

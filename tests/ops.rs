@@ -306,7 +306,7 @@ fn retry_needs_admin_product(backend: TestBackend) {
     p.api.product(&p.admin, "demo");
     let editor = p
         .api
-        .user("editor", keeper::auth::Permissions::ADMIN_EDITION);
+        .user("editor", keeper::domain::Permissions::ADMIN_EDITION);
     p.fastly.fail_next(1000, 500);
     p.build("demo", &["main"], BUILD_FILES);
     assert_eq!(p.run_queue().failed, 1);

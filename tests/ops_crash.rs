@@ -13,7 +13,7 @@ use bytes::Bytes;
 use common::api::Api;
 use common::TestBackend;
 use futures::TryStreamExt;
-use keeper::auth::Permissions;
+use keeper::domain::Permissions;
 use keeper::storage::local::LocalStore;
 use keeper::storage::{Metadata, ObjectHeaders, ObjectStore};
 use serde_json::json;

@@ -67,7 +67,10 @@ fn worker_with_keys(p: &Pipeline, keys: Option<EncryptionKeys>) -> Worker {
     Worker::new(Services {
         organizations: Arc::new(OrgBackends::new(OrgDefaults {
             encryption_keys: keys,
-            fastly_api_url: p.fastly_server.uri().parse().unwrap(),
+            fastly: keeper::config::FastlyApi {
+                url: p.fastly_server.uri().parse().unwrap(),
+                soft_purge: false,
+            },
             ..OrgDefaults::without_keys()
         })),
         ..p.services.clone()

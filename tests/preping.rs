@@ -41,14 +41,16 @@ fn terminate_backends(database: &str) -> i64 {
 fn failures_after_terminating_connections(pre_ping: bool) -> usize {
     let db = TestDatabase::new(TestBackend::Postgres);
     let config = db.config(&[("KEEPER_DATABASE_POOL_SIZE", "2")]);
-    keeper::server::prepare(&config).unwrap();
+    keeper::startup::prepare(&config).unwrap();
     let pool = keeper::db::pool::build_pool_with(&config.database, pre_ping);
-    let state = keeper::app::AppState::new(
+    let state = keeper::api::app::AppState::new(
         pool.clone(),
         &config.http.public_url_for(config.http.bind),
         common::test_sessions(),
     );
-    let server = TestServer::serve(&config, move |max| keeper::app::app(state.clone(), max));
+    let server = TestServer::serve(&config, move |max| {
+        keeper::api::app::app(state.clone(), max)
+    });
     let http = client();
 
     // Two connections in the pool, both idle.

@@ -6,7 +6,7 @@ mod common;
 
 use common::api::Api;
 use common::TestBackend;
-use keeper::auth::Permissions;
+use keeper::domain::Permissions;
 use serde_json::{json, Value};
 
 /// The field lists of the spec.

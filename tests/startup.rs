@@ -5,26 +5,30 @@ mod common;
 
 use common::{TestBackend, TestDatabase};
 use keeper::auth::password::verify_password;
-use keeper::auth::Permissions;
 use keeper::db::users::find_user;
+use keeper::domain::Permissions;
 use keeper::domain::Username;
 use secrecy::{ExposeSecret, SecretString};
 
 fn the_generated_signing_key_survives_restarts(backend: TestBackend) {
     let db = TestDatabase::new(backend);
-    let first = keeper::server::prepare(&db.config(&[])).unwrap().secret_key;
-    let second = keeper::server::prepare(&db.config(&[])).unwrap().secret_key;
+    let first = keeper::startup::prepare(&db.config(&[]))
+        .unwrap()
+        .secret_key;
+    let second = keeper::startup::prepare(&db.config(&[]))
+        .unwrap()
+        .secret_key;
     assert_eq!(first.expose_secret().len(), 64);
     assert_eq!(first.expose_secret(), second.expose_secret());
 
     let configured = "a-configured-key-of-at-least-32-characters";
-    let third = keeper::server::prepare(&db.config(&[("KEEPER_SECRET_KEY", configured)]))
+    let third = keeper::startup::prepare(&db.config(&[("KEEPER_SECRET_KEY", configured)]))
         .unwrap()
         .secret_key;
     assert_eq!(third.expose_secret(), configured);
 
     let other_db = TestDatabase::new(backend);
-    let other = keeper::server::prepare(&other_db.config(&[]))
+    let other = keeper::startup::prepare(&other_db.config(&[]))
         .unwrap()
         .secret_key;
     assert_ne!(
@@ -40,13 +44,13 @@ fn the_bootstrap_admin_is_created_once(backend: TestBackend) {
         ("KEEPER_BOOTSTRAP_USER", "admin"),
         ("KEEPER_BOOTSTRAP_PASSWORD", "first password"),
     ]);
-    keeper::server::prepare(&config).unwrap();
+    keeper::startup::prepare(&config).unwrap();
     // A restart with another password must not silently reset the administrator's password.
     let config = db.config(&[
         ("KEEPER_BOOTSTRAP_USER", "admin"),
         ("KEEPER_BOOTSTRAP_PASSWORD", "second password"),
     ]);
-    keeper::server::prepare(&config).unwrap();
+    keeper::startup::prepare(&config).unwrap();
 
     let user = find_user(&mut db.connect(), &Username::parse("admin").unwrap())
         .unwrap()
@@ -71,7 +75,7 @@ fn a_weak_bootstrap_password_stops_start_up(backend: TestBackend) {
         ("KEEPER_BOOTSTRAP_USER", "admin"),
         ("KEEPER_BOOTSTRAP_PASSWORD", "short"),
     ]);
-    let err = keeper::server::prepare(&config).err().unwrap();
+    let err = keeper::startup::prepare(&config).err().unwrap();
     assert!(
         format!("{err:#}").contains("KEEPER_BOOTSTRAP_PASSWORD"),
         "{err:#}"

@@ -58,11 +58,11 @@ impl Fixture {
         };
         // Start-up and serving block: keep them off the test's runtime threads.
         let server = tokio::task::spawn_blocking(move || {
-            let prepared = keeper::server::prepare(&config).unwrap();
+            let prepared = keeper::startup::prepare(&config).unwrap();
             let state = prepared.app_state(&config, config.http.bind);
             common::TestServer::serve(&config, move |max| {
                 let endpoint = endpoint.clone();
-                keeper::app::app_with(state.clone(), max, move |cfg| endpoint.configure(cfg))
+                keeper::api::app::app_with(state.clone(), max, move |cfg| endpoint.configure(cfg))
             })
         })
         .await

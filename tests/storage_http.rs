@@ -35,7 +35,7 @@ impl Site {
         let store = Arc::new(LocalStore::open(dir.path().join("store")).unwrap());
         let db = TestDatabase::new(TestBackend::Sqlite);
         let config = db.config(&[]);
-        let prepared = keeper::server::prepare(&config).unwrap();
+        let prepared = keeper::startup::prepare(&config).unwrap();
         let state = prepared.app_state(&config, config.http.bind);
         let services = StorageServices {
             sites: SiteServer {
@@ -51,7 +51,7 @@ impl Site {
         };
         let server = TestServer::serve(&config, move |max| {
             let services = services.clone();
-            keeper::app::app_with(state.clone(), max, move |cfg| services.configure(cfg))
+            keeper::api::app::app_with(state.clone(), max, move |cfg| services.configure(cfg))
         });
         Self {
             store,

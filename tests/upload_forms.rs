@@ -9,7 +9,7 @@ mod storage_support;
 use base64::Engine as _;
 use common::api::{Api, Reply};
 use common::{client, TestBackend};
-use keeper::auth::Permissions;
+use keeper::domain::Permissions;
 use keeper::storage::ObjectStore;
 use serde_json::{json, Value};
 use storage_support::S3TestServer;

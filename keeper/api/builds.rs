@@ -6,13 +6,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::api::app::AppState;
+use crate::api::database::run_db;
+use crate::api::identity::{authenticate, Credentials, Identity};
 use crate::api::json::{created, parse_json};
 use crate::api::products::{child_urls, load_product};
 use crate::api::publishing::{build_response, BuildResponse};
 use crate::api::uploads::{UploadForms, UPLOAD_PATH};
-use crate::app::AppState;
-use crate::auth::identity::{authenticate, Credentials, Identity};
-use crate::auth::Permissions;
 use crate::catalog::rebuild_tracking_editions;
 use crate::db::builds::{
     build_slugs, deprecate_build, find_build, insert_build, list_active_builds, mark_uploaded,
@@ -22,7 +22,9 @@ use crate::db::models::{now, Build, NewBuild, NewEdition, Organization, Product}
 use crate::db::operations::{enqueue, Enqueue, OperationKind};
 use crate::db::organizations::{find_organization, find_organization_settings};
 use crate::db::products::find_product_by_id;
-use crate::db::{pool, DbConnection};
+use crate::db::violation::{violation, Violation};
+use crate::db::DbConnection;
+use crate::domain::Permissions;
 use crate::domain::{
     edition_kind, edition_slug_from_git_refs, next_build_slug, BucketPrefix, BuildSlug,
     ProductSlug, SurrogateKey, TrackingMode,
@@ -99,7 +101,7 @@ pub async fn get_build(
 ) -> ApiResult<web::Json<BuildResponse>> {
     let id = id.into_inner();
     let (organization, product, build) =
-        pool::run(&state.pool, move |conn| load_build(conn, id)).await?;
+        run_db(&state.pool, move |conn| load_build(conn, id)).await?;
     Ok(web::Json(build_response(
         &state,
         &organization,
@@ -205,7 +207,7 @@ pub async fn create_build(
         None => None,
         Some(forms) => {
             let slug = product_slug.clone();
-            let settings = pool::run(&state.pool, move |conn| {
+            let settings = run_db(&state.pool, move |conn| {
                 let (_, product) = load_product(conn, &slug)?;
                 Ok(find_organization_settings(conn, product.organization_id)?)
             })
@@ -217,7 +219,7 @@ pub async fn create_build(
             Some((forms, target))
         }
     };
-    let (organization, product, build, directories) = pool::run(&state.pool, move |conn| {
+    let (organization, product, build, directories) = run_db(&state.pool, move |conn| {
         let (organization, product) = load_product(conn, &product_slug)?;
         identity.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;
         let request: NewBuildRequest = parse_json(&body)?;
@@ -292,11 +294,14 @@ fn insert_with_slug(
             if identity.permissions.contains(Permissions::ADMIN_EDITION) {
                 create_edition_for_refs(conn, product, &request.git_refs)?;
             }
-            Ok::<_, ApiError>(build)
+            Ok::<_, diesel::result::Error>(build)
         });
+        let taken = attempt
+            .as_ref()
+            .is_err_and(|err| violation(err) == Some(Violation::Unique));
         match attempt {
-            Err(err) if request.slug.is_none() && err.status().as_u16() == 409 => continue,
-            Err(err) if err.status().as_u16() == 409 => {
+            Err(_) if taken && request.slug.is_none() => continue,
+            Err(_) if taken => {
                 return Err(ApiError::conflict(format!(
                     "Product {} already has a build {}.",
                     product.slug,
@@ -307,7 +312,7 @@ fn insert_with_slug(
                         .unwrap_or_default()
                 )))
             }
-            other => return other,
+            other => return Ok(other?),
         }
     }
     Err(ApiError::conflict(
@@ -321,7 +326,7 @@ fn create_edition_for_refs(
     conn: &mut DbConnection,
     product: &Product,
     refs: &[String],
-) -> ApiResult<()> {
+) -> diesel::QueryResult<()> {
     let already_tracked = list_editions(conn, product.id)?.iter().any(|edition| {
         edition.tracking_mode == TrackingMode::GitRefs.as_str()
             && edition.tracked_ref_list().as_deref() == Some(refs)
@@ -365,7 +370,7 @@ pub async fn patch_build(
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::UPLOAD_BUILD)?;
     let id = id.into_inner();
-    let (organization, product, build) = pool::run(&state.pool, move |conn| {
+    let (organization, product, build) = run_db(&state.pool, move |conn| {
         let (_, product, _) = load_build(conn, id)?;
         identity.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;
         let request: BuildPatchRequest = parse_json(&body)?;
@@ -413,7 +418,7 @@ pub async fn deprecate(
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::DEPRECATE_BUILD)?;
     let id = id.into_inner();
-    let (organization, product, build) = pool::run(&state.pool, move |conn| {
+    let (organization, product, build) = run_db(&state.pool, move |conn| {
         conn.write_transaction(|conn| {
             let (organization, product, build) = load_build(conn, id)?;
             identity.require_for_product(Permissions::DEPRECATE_BUILD, product.id)?;

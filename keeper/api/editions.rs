@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::api::app::AppState;
+use crate::api::database::run_db;
+use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, parse_json};
 use crate::api::products::{child_urls, conflict_or, load_product};
 use crate::api::publishing::{build_id_from_url, edition_response, EditionResponse};
-use crate::app::AppState;
-use crate::auth::identity::{authenticate, Credentials};
-use crate::auth::Permissions;
 use crate::catalog::request_rebuild;
 use crate::db::builds::find_build;
 use crate::db::editions::{
@@ -26,7 +26,8 @@ use crate::db::models::{now, Edition, EditionChanges, NewEdition, Organization, 
 use crate::db::operations::{editions_pending_rebuild, enqueue, Enqueue, OperationKind};
 use crate::db::organizations::find_organization;
 use crate::db::products::find_product_by_id;
-use crate::db::{pool, DbConnection};
+use crate::db::DbConnection;
+use crate::domain::Permissions;
 use crate::domain::{edition_kind, next_build_slug, EditionSlug, SurrogateKey, TrackingMode};
 use crate::error::{or_not_found, ApiError, ApiResult};
 
@@ -158,7 +159,7 @@ pub async fn get(
     id: web::Path<i64>,
 ) -> ApiResult<web::Json<EditionResponse>> {
     let id = id.into_inner();
-    let loaded = pool::run(&state.pool, move |conn| load_edition(conn, id)).await?;
+    let loaded = run_db(&state.pool, move |conn| load_edition(conn, id)).await?;
     Ok(web::Json(respond(&state, &loaded)?))
 }
 
@@ -179,7 +180,7 @@ pub async fn create(
     identity.require(Permissions::ADMIN_EDITION)?;
     let product_slug = slug.into_inner();
     let public = state.clone();
-    let loaded = pool::run(&state.pool, move |conn| {
+    let loaded = run_db(&state.pool, move |conn| {
         let (_, product) = load_product(conn, &product_slug)?;
         identity.require_for_product(Permissions::ADMIN_EDITION, product.id)?;
         let request: NewEditionRequest = parse_json(&body)?;
@@ -274,7 +275,7 @@ pub async fn patch(
     identity.require(Permissions::ADMIN_EDITION)?;
     let id = id.into_inner();
     let public = state.clone();
-    let loaded = pool::run(&state.pool, move |conn| {
+    let loaded = run_db(&state.pool, move |conn| {
         let current = load_edition(conn, id)?;
         identity.require_for_product(Permissions::ADMIN_EDITION, current.product.id)?;
         let request: EditionPatchRequest = parse_json(&body)?;
@@ -354,7 +355,7 @@ pub async fn delete(
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::ADMIN_EDITION)?;
     let id = id.into_inner();
-    let loaded = pool::run(&state.pool, move |conn| {
+    let loaded = run_db(&state.pool, move |conn| {
         conn.write_transaction(|conn| {
             let mut loaded = load_edition(conn, id)?;
             identity.require_for_product(Permissions::ADMIN_EDITION, loaded.product.id)?;

@@ -4,8 +4,8 @@ use actix_web::web;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
-use crate::db::pool;
+use crate::api::app::AppState;
+use crate::api::database::run_db;
 use crate::error::{ApiError, ApiResult};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -22,7 +22,7 @@ pub async fn live() -> web::Json<HealthResponse> {
     responses((status = 200, body = HealthResponse), (status = 503, body = crate::error::ErrorBody)))]
 /// 200 when a pooled connection answers a query, else 503 in the JSON error shape.
 pub async fn ready(state: web::Data<AppState>) -> ApiResult<web::Json<HealthResponse>> {
-    pool::run(&state.pool, |conn| {
+    run_db(&state.pool, |conn| {
         conn.ping().map_err(|err| {
             tracing::warn!(error = %err, "readiness check: the database does not answer");
             ApiError::unavailable("The database does not answer.")

@@ -1,13 +1,19 @@
-//! HTTP handlers, one file per resource.
+//! The HTTP edge: the actix application and its state (`app`), who is calling (`identity`),
+//! handlers, one file per resource, and the wire shapes (`publishing`). Nothing below `api`
+//! knows HTTP.
 
+pub mod app;
 pub mod builds;
+pub mod database;
 pub mod editions;
 pub mod health;
+pub mod identity;
 pub mod json;
 pub mod openapi;
 pub mod operations;
 pub mod products;
 pub mod publishing;
+pub mod request_log;
 pub mod root;
 pub mod sites;
 pub mod token;

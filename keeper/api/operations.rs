@@ -5,13 +5,13 @@ use actix_web::web;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::api::app::AppState;
+use crate::api::database::run_db;
+use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::format_datetime;
-use crate::app::AppState;
-use crate::auth::identity::{authenticate, Credentials};
-use crate::auth::Permissions;
 use crate::db::models::Operation;
 use crate::db::operations::find_operation;
-use crate::db::pool;
+use crate::domain::Permissions;
 use crate::error::{or_not_found, ApiError, ApiResult};
 use crate::ops::queue::{retry_failed, RetryRefusal};
 
@@ -47,7 +47,7 @@ pub async fn get(
     id: web::Path<i64>,
 ) -> ApiResult<web::Json<OperationResponse>> {
     let id = id.into_inner();
-    let operation = pool::run(&state.pool, move |conn| {
+    let operation = run_db(&state.pool, move |conn| {
         or_not_found(find_operation(conn, id), || format!("No operation {id}."))
     })
     .await?;
@@ -92,7 +92,7 @@ pub async fn retry(
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::ADMIN_PRODUCT)?;
     let id = id.into_inner();
-    let operation = pool::run(&state.pool, move |conn| {
+    let operation = run_db(&state.pool, move |conn| {
         let current = find_operation(conn, id).map_err(|err| match err {
             diesel::result::Error::NotFound => ApiError::not_found(format!("No operation {id}.")),
             other => other.into(),

@@ -5,11 +5,11 @@ use diesel::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::app::AppState;
+use crate::api::database::run_db;
+use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, parse_json};
 use crate::api::publishing::{product_response, ProductResponse};
-use crate::app::AppState;
-use crate::auth::identity::{authenticate, Credentials};
-use crate::auth::Permissions;
 use crate::db::editions::insert_edition;
 use crate::db::models::{now, NewEdition, NewProduct, Organization, Product, ProductChanges};
 use crate::db::organizations::{
@@ -18,7 +18,8 @@ use crate::db::organizations::{
 use crate::db::products::{
     find_product_by_slug, insert_product, list_product_slugs, update_product,
 };
-use crate::db::{pool, DbConnection};
+use crate::db::DbConnection;
+use crate::domain::Permissions;
 use crate::domain::{EditionKind, EditionSlug, ProductSlug, SurrogateKey, TrackingMode};
 use crate::error::{or_not_found, or_unprocessable, ApiError, ApiResult};
 
@@ -81,7 +82,7 @@ pub async fn child_urls<F>(
 where
     F: FnOnce(&mut DbConnection, i64) -> diesel::QueryResult<Vec<i64>> + Send + 'static,
 {
-    let ids = pool::run(&state.pool, move |conn| {
+    let ids = run_db(&state.pool, move |conn| {
         let (_, product) = load_product(conn, &product_slug)?;
         Ok(ids(conn, product.id)?)
     })
@@ -97,7 +98,7 @@ where
 pub async fn list_products(
     state: web::Data<AppState>,
 ) -> ApiResult<web::Json<ProductListResponse>> {
-    let slugs = pool::run(&state.pool, |conn| Ok(list_product_slugs(conn)?)).await?;
+    let slugs = run_db(&state.pool, |conn| Ok(list_product_slugs(conn)?)).await?;
     Ok(web::Json(ProductListResponse {
         products: slugs
             .iter()
@@ -115,7 +116,7 @@ pub async fn get_product(
 ) -> ApiResult<web::Json<ProductResponse>> {
     let slug = slug.into_inner();
     let (organization, product) =
-        pool::run(&state.pool, move |conn| load_product(conn, &slug)).await?;
+        run_db(&state.pool, move |conn| load_product(conn, &slug)).await?;
     Ok(web::Json(product_response(
         &state,
         &organization,
@@ -151,7 +152,7 @@ pub async fn create_product(
         .organization
         .clone()
         .unwrap_or_else(|| DEFAULT_ORGANIZATION.to_owned());
-    let (organization, product) = pool::run(&state.pool, move |conn| {
+    let (organization, product) = run_db(&state.pool, move |conn| {
         conn.write_transaction(|conn| {
             let organization =
                 or_unprocessable(find_organization_by_slug(conn, &organization_slug), || {
@@ -233,7 +234,7 @@ pub async fn patch_product(
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::ADMIN_PRODUCT)?;
     let slug = slug.into_inner();
-    let (organization, product) = pool::run(&state.pool, move |conn| {
+    let (organization, product) = run_db(&state.pool, move |conn| {
         let (organization, product) = load_product(conn, &slug)?;
         identity.require_for_product(Permissions::ADMIN_PRODUCT, product.id)?;
         let request: ProductPatchRequest = parse_json(&body)?;

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::api::app::AppState;
 use crate::api::json::{format_datetime, format_optional_datetime};
-use crate::app::AppState;
 use crate::db::models::{Build, Edition, Organization, Product};
 use crate::domain::{
     build_url, edition_url, product_url, BucketPrefix, BuildSlug, EditionSlug, ProductSlug,

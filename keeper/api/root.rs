@@ -4,7 +4,7 @@ use actix_web::web;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
+use crate::api::app::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RootResponse {

@@ -24,7 +24,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{guard, web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use percent_encoding::percent_decode_str;
 
-use crate::app::KeepBody;
+use crate::api::app::KeepBody;
 use crate::error::ApiError;
 use crate::storage::{ObjectHead, ObjectStore, StorageError};
 

@@ -6,11 +6,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
+use crate::api::app::AppState;
+use crate::api::database::run_db;
+use crate::api::identity::{identity_for_token, Credentials};
 use crate::auth::api_token::{hash_api_token, looks_like_api_token};
-use crate::auth::identity::{identity_for_token, Credentials};
 use crate::auth::password::verify_password;
-use crate::db::{pool, tokens, users};
+use crate::db::{tokens, users};
 use crate::domain::Username;
 use crate::error::{ApiError, ApiResult};
 
@@ -45,7 +46,7 @@ pub async fn get_token(
         match (api_token, credentials) {
             (Some(token), _) => {
                 let hash = hash_api_token(token.expose_secret());
-                pool::run(&state.pool, move |conn| {
+                run_db(&state.pool, move |conn| {
                     let found = tokens::find_by_hash(conn, &hash)?
                         .ok_or_else(|| ApiError::unauthorized("Unknown API token."))?;
                     let identity = identity_for_token(conn, found.id, found.user_id)?;
@@ -54,7 +55,7 @@ pub async fn get_token(
                 .await?
             }
             (None, Credentials::Basic { username, password }) => {
-                let user_id = pool::run(&state.pool, move |conn| {
+                let user_id = run_db(&state.pool, move |conn| {
                     let user = match Username::parse(&username) {
                         Ok(name) => users::find_user(conn, &name)?,
                         Err(_) => None,

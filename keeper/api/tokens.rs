@@ -2,22 +2,18 @@
 //! keeper keeps only its hash. A token may be narrowed to some permissions and products.
 
 use actix_web::{web, HttpResponse};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::app::AppState;
+use crate::api::database::run_db;
+use crate::api::identity::{authenticate, Credentials, Identity};
 use crate::api::json::{created, format_datetime, format_optional_datetime, parse_json};
-use crate::app::AppState;
-use crate::auth::api_token::generate_api_token;
-use crate::auth::identity::{authenticate, Credentials, Identity};
-use crate::auth::Permissions;
-use crate::db::models::{now, ApiToken, NewApiToken};
-use crate::db::products::find_product_by_slug;
-use crate::db::{pool, tokens, DbConnection};
+use crate::auth::issue::{issue_token, TokenError, TokenRequest};
+use crate::db::models::{now, ApiToken};
+use crate::db::tokens;
+use crate::domain::Permissions;
 use crate::error::{ApiError, ApiResult};
-
-/// The longest lifetime a token may be given: ten years.
-pub const MAX_TOKEN_DAYS: u32 = 3650;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -86,61 +82,25 @@ fn require_session(identity: &Identity) -> ApiResult<()> {
     Ok(())
 }
 
-/// Creates a token for `identity`'s user; returns the row and the token to show once.
-pub fn create_token(
-    conn: &mut DbConnection,
-    user_id: i64,
-    owner_permissions: Permissions,
-    request: &NewTokenRequest,
-) -> ApiResult<(ApiToken, String)> {
-    if request.name.trim().is_empty() {
-        return Err(ApiError::unprocessable("name must not be empty."));
-    }
-    let permissions = request
-        .permissions
-        .as_ref()
-        .map(|names| Permissions::parse_list(&names.join(",")).map_err(ApiError::unprocessable))
-        .transpose()?;
-    if let Some(wanted) = permissions {
-        if !owner_permissions.contains(wanted) {
-            return Err(ApiError::forbidden(
-                "A token cannot have permissions its owner lacks.",
-            ));
+impl From<TokenError> for ApiError {
+    fn from(err: TokenError) -> Self {
+        match err {
+            TokenError::BeyondOwner => ApiError::forbidden(err.to_string()),
+            TokenError::Database(err) => err.into(),
+            other => ApiError::unprocessable(other.to_string()),
         }
     }
-    let expires = match request.expires_in_days {
-        None => None,
-        Some(days @ 1..=MAX_TOKEN_DAYS) => {
-            now().checked_add_signed(chrono::TimeDelta::days(i64::from(days)))
+}
+
+impl From<NewTokenRequest> for TokenRequest {
+    fn from(request: NewTokenRequest) -> Self {
+        Self {
+            name: request.name,
+            permissions: request.permissions,
+            products: request.products,
+            expires_in_days: request.expires_in_days,
         }
-        Some(_) => {
-            return Err(ApiError::unprocessable(format!(
-                "expires_in_days must be between 1 and {MAX_TOKEN_DAYS}."
-            )))
-        }
-    };
-    let (secret, hash) = generate_api_token();
-    conn.write_transaction(|conn| {
-        let mut product_ids = Vec::with_capacity(request.products.len());
-        for slug in &request.products {
-            let product = find_product_by_slug(conn, slug)
-                .map_err(|_| ApiError::unprocessable(format!("No product named {slug:?}.")))?;
-            product_ids.push(product.id);
-        }
-        let token = tokens::insert_token(
-            conn,
-            &NewApiToken {
-                user_id,
-                name: request.name.trim(),
-                token_hash: &hash,
-                permissions: permissions.map(Permissions::bits),
-                date_created: now(),
-                date_expires: expires,
-            },
-            &product_ids,
-        )?;
-        Ok((token, secret.expose_secret().to_owned()))
-    })
+    }
 }
 
 #[utoipa::path(post, path = "/tokens/", tag = "auth", request_body = NewTokenRequest,
@@ -156,8 +116,13 @@ pub async fn create(
     let identity = authenticate(&state, &credentials).await?;
     require_session(&identity)?;
     let request: NewTokenRequest = parse_json(&body)?;
-    let (token, secret) = pool::run(&state.pool, move |conn| {
-        create_token(conn, identity.user_id, identity.permissions, &request)
+    let (token, secret) = run_db(&state.pool, move |conn| {
+        Ok(issue_token(
+            conn,
+            identity.user_id,
+            identity.permissions,
+            &request.into(),
+        )?)
     })
     .await?;
     tracing::info!(token.id = token.id, "API token created");
@@ -178,7 +143,7 @@ pub async fn list(
 ) -> ApiResult<web::Json<TokenListResponse>> {
     let identity = authenticate(&state, &credentials).await?;
     require_session(&identity)?;
-    let found = pool::run(&state.pool, move |conn| {
+    let found = run_db(&state.pool, move |conn| {
         Ok(tokens::list_tokens(conn, identity.user_id)?)
     })
     .await?;
@@ -203,7 +168,7 @@ pub async fn revoke(
     let identity = authenticate(&state, &credentials).await?;
     require_session(&identity)?;
     let id = id.into_inner();
-    let token = pool::run(&state.pool, move |conn| {
+    let token = run_db(&state.pool, move |conn| {
         let token = tokens::find_token(conn, id)
             .map_err(|_| ApiError::not_found(format!("No token {id}.")))?;
         let own = token.user_id == identity.user_id;

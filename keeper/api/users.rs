@@ -5,16 +5,17 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::app::AppState;
+use crate::api::database::run_db;
+use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, format_datetime, parse_json};
 use crate::api::products::conflict_or;
-use crate::app::AppState;
-use crate::auth::identity::{authenticate, Credentials};
 use crate::auth::password::hash_password;
-use crate::auth::Permissions;
 use crate::db::users::{
     create_user, delete_user, find_user, list_users, update_user, User, UserChanges,
 };
-use crate::db::{pool, DbConnection};
+use crate::db::DbConnection;
+use crate::domain::Permissions;
 use crate::domain::Username;
 use crate::error::{ApiError, ApiResult};
 
@@ -94,7 +95,7 @@ pub async fn list(
     authenticate(&state, &credentials)
         .await?
         .require_unscoped(Permissions::ADMIN_USER)?;
-    let users = pool::run(&state.pool, |conn| Ok(list_users(conn)?)).await?;
+    let users = run_db(&state.pool, |conn| Ok(list_users(conn)?)).await?;
     Ok(web::Json(UserListResponse {
         users: users
             .iter()
@@ -118,7 +119,7 @@ pub async fn get(
     if identity.username != username {
         identity.require_unscoped(Permissions::ADMIN_USER)?;
     }
-    let user = pool::run(&state.pool, move |conn| load_user(conn, &username)).await?;
+    let user = run_db(&state.pool, move |conn| load_user(conn, &username)).await?;
     Ok(web::Json(user_response(&state, &user)))
 }
 
@@ -139,7 +140,7 @@ pub async fn create(
     let username = Username::parse(&request.username).map_err(ApiError::unprocessable)?;
     let permissions = parse_permissions(&request.permissions)?;
     let password_hash = web::block(move || hash(request.password)).await??;
-    let user = pool::run(&state.pool, move |conn| {
+    let user = run_db(&state.pool, move |conn| {
         create_user(conn, &username, &password_hash, permissions)
             .map_err(|err| conflict_or(err, format!("A user named {username} already exists.")))
     })
@@ -183,7 +184,7 @@ pub async fn patch(
         Some(password) => Some(web::block(move || hash(password)).await??),
         None => None,
     };
-    let user = pool::run(&state.pool, move |conn| {
+    let user = run_db(&state.pool, move |conn| {
         let user = load_user(conn, &username)?;
         let changes = UserChanges {
             password_hash: password_hash.as_deref(),
@@ -214,7 +215,7 @@ pub async fn delete(
             "You cannot delete yourself; ask another administrator.",
         ));
     }
-    pool::run(&state.pool, move |conn| {
+    run_db(&state.pool, move |conn| {
         let user = load_user(conn, &username)?;
         delete_user(conn, user.id)?;
         Ok(())

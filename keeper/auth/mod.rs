@@ -1,9 +1,8 @@
-//! Authentication and authorization: passwords and permission bits.
+//! Credentials: argon2 passwords, session tokens (JWT) and API tokens (hashed). Permissions are
+//! domain values (`domain::Permissions`); who is calling is worked out at the HTTP edge
+//! (`api::identity`).
 
 pub mod api_token;
-pub mod identity;
+pub mod issue;
 pub mod password;
-pub mod permissions;
 pub mod session;
-
-pub use permissions::Permissions;

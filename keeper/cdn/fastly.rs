@@ -12,7 +12,6 @@ use url::Url;
 
 use super::{validate_surrogate_key, with_retries, PurgeError, Purger, RetryPolicy};
 
-pub const DEFAULT_API_URL: &str = "https://api.fastly.com";
 /// Most keys in one batch purge (Fastly's limit).
 pub const BATCH: usize = 256;
 /// Longest error body kept in an error.
@@ -34,6 +33,19 @@ pub struct FastlySettings {
 impl FastlySettings {
     /// The default for [`FastlySettings::request_timeout`].
     pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// The purger settings of a configured service (the process's or an organization's), with
+    /// the default retries and request timeout.
+    pub fn from_config(config: &crate::config::FastlyConfig) -> Self {
+        Self {
+            service_id: config.service_id.clone(),
+            api_key: config.api_key.clone(),
+            api_url: config.api_url.clone(),
+            soft_purge: config.soft_purge,
+            retry: RetryPolicy::default(),
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
 }
 
 impl std::fmt::Debug for FastlySettings {

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::retry::{Backoff, Jitter};
+
 use crate::config::CdnConfig;
 
 /// A failed purge. Never carries an API key.
@@ -85,12 +87,9 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1` (attempt counts from 1), with up to 25% jitter.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial_backoff
-            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-            .min(self.max_backoff);
-        let jitter = base.mul_f64(rand::random::<f64>() * 0.25);
-        base + jitter
+        Backoff::new(self.initial_backoff, self.max_backoff)
+            .with_jitter(Jitter::UpTo(0.25))
+            .delay(attempt)
     }
 }
 
@@ -109,9 +108,9 @@ pub fn validate_surrogate_key(key: &str) -> Result<(), PurgeError> {
 pub fn from_config(config: &CdnConfig) -> std::sync::Arc<dyn Purger> {
     match config {
         CdnConfig::None => std::sync::Arc::new(NoPurger),
-        CdnConfig::Fastly(settings) => {
-            std::sync::Arc::new(fastly::FastlyPurger::new(settings.clone()))
-        }
+        CdnConfig::Fastly(settings) => std::sync::Arc::new(fastly::FastlyPurger::new(
+            fastly::FastlySettings::from_config(settings),
+        )),
         CdnConfig::Varnish { urls } => {
             std::sync::Arc::new(varnish::VarnishPurger::new(urls.clone()))
         }

@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use futures::{StreamExt, TryStreamExt};
-use rand::Rng;
 use reqwest::{Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
+use crate::retry::{Backoff, Jitter};
 use crate::storage::presign::PresignedPost;
 use progress::{Notes, Progress};
 use site::{content_type, Site, SiteFile};
@@ -520,11 +520,9 @@ async fn describe(response: Response) -> String {
 /// The wait before retry `attempt` (1-based): `base * 2^(attempt-1)`, capped, with up to 50%
 /// random jitter so parallel retries do not arrive together.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exponential = base
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF);
-    let jitter = rand::thread_rng().gen_range(0.5..=1.0);
-    exponential.mul_f64(jitter)
+    Backoff::new(base, MAX_BACKOFF)
+        .with_jitter(Jitter::DownTo(0.5))
+        .delay(attempt)
 }
 
 #[cfg(test)]

@@ -4,12 +4,10 @@
 
 use std::time::Duration;
 
-use actix_web::web;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 
 use crate::config::{DatabaseConfig, DatabaseUrl};
 use crate::db::connection::{Backend, DbConnection};
-use crate::error::ApiError;
 
 pub type DbPool = r2d2::Pool<ConnectionManager>;
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
@@ -80,18 +78,4 @@ pub fn build_pool_with(config: &DatabaseConfig, pre_ping: bool) -> DbPool {
         .connection_timeout(config.checkout_timeout)
         .test_on_check_out(pre_ping)
         .build_unchecked(manager)
-}
-
-/// Runs blocking database work on actix's thread pool, never on the async runtime.
-pub async fn run<T, F>(pool: &DbPool, work: F) -> Result<T, ApiError>
-where
-    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
-    T: Send + 'static,
-{
-    let pool = pool.clone();
-    web::block(move || {
-        let mut conn = pool.get()?;
-        work(&mut conn)
-    })
-    .await?
 }

@@ -2,9 +2,9 @@
 
 use diesel::prelude::*;
 
-use crate::auth::Permissions;
 use crate::db::schema::users;
 use crate::db::DbConnection;
+use crate::domain::Permissions;
 use crate::domain::Username;
 use crate::with_connection;
 

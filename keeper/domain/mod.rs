@@ -2,6 +2,7 @@
 
 mod error;
 pub mod keys;
+pub mod permissions;
 pub mod slugs;
 pub mod tracking;
 pub mod urls;
@@ -10,6 +11,7 @@ pub mod versions;
 
 pub use error::DomainError;
 pub use keys::{BucketPrefix, SurrogateKey};
+pub use permissions::Permissions;
 pub use slugs::{edition_slug_from_git_refs, next_build_slug, BuildSlug, EditionSlug, ProductSlug};
 pub use tracking::{edition_accepts, edition_kind, EditionKind, TrackingMode};
 pub use urls::{build_url, edition_url, product_url, PublishingLayout};

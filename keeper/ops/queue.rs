@@ -17,6 +17,7 @@ use crate::db::models::{now, Operation};
 use crate::db::operations::{READY, WORKING};
 use crate::db::schema::operations;
 use crate::db::DbConnection;
+use crate::retry::{Backoff, Jitter};
 use crate::with_connection;
 
 pub const OK: &str = "OK";
@@ -24,6 +25,10 @@ pub const FAILED: &str = "FAILED";
 
 /// Transitions are retried this many times in all on a serialization failure or busy database.
 const TRANSITION_ATTEMPTS: u32 = 8;
+/// The wait between those tries: 10 ms doubling to 320 ms, plus up to as much again.
+const CONTENTION_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(10), Duration::from_millis(320))
+        .with_jitter(Jitter::UpTo(1.0));
 
 #[derive(QueryableByName)]
 struct ClaimedId {
@@ -277,10 +282,7 @@ pub fn counts(conn: &mut DbConnection) -> QueryResult<QueueCounts> {
 
 /// The exponential backoff before attempt `attempts + 1`.
 pub fn backoff(attempts: i32, initial: Duration, max: Duration) -> Duration {
-    let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-    initial
-        .saturating_mul(2u32.saturating_pow(exponent))
-        .min(max)
+    Backoff::new(initial, max).delay(u32::try_from(attempts).unwrap_or(0))
 }
 
 type ClaimedRow = diesel::dsl::Filter<
@@ -318,10 +320,8 @@ fn with_retries<T>(
         tries += 1;
         match attempt(conn) {
             Err(err) if tries < TRANSITION_ATTEMPTS && is_contention(&err) => {
-                let base = Duration::from_millis(5u64 << tries.min(6));
-                let jitter = base.mul_f64(rand::random::<f64>());
                 tracing::debug!(error = %err, tries, "operations transition retried");
-                std::thread::sleep(base + jitter);
+                std::thread::sleep(CONTENTION_BACKOFF.delay(tries));
             }
             other => return other,
         }

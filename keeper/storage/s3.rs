@@ -84,7 +84,24 @@ pub struct S3Settings {
 impl S3Settings {
     /// The default for [`S3Settings::attempt_timeout`]: long enough for a server-side copy of a
     /// large object.
-    pub const DEFAULT_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+    pub const DEFAULT_ATTEMPT_TIMEOUT: std::time::Duration =
+        crate::config::DEFAULT_S3_ATTEMPT_TIMEOUT;
+    /// Keys per listing page: S3's most.
+    pub const PAGE_SIZE: i32 = 1000;
+
+    /// The client settings of a configured bucket (the process's or an organization's).
+    pub fn from_config(config: &crate::config::S3Config) -> Self {
+        Self {
+            bucket: config.bucket.clone(),
+            region: config.region.clone(),
+            endpoint_url: config.endpoint_url.clone(),
+            path_style: config.path_style,
+            access_key_id: config.access_key_id.clone(),
+            secret_access_key: config.secret_access_key.clone(),
+            page_size: Self::PAGE_SIZE,
+            attempt_timeout: config.attempt_timeout,
+        }
+    }
 }
 
 impl std::fmt::Debug for S3Settings {

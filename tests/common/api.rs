@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{client, TestBackend, TestDatabase, TestServer};
 use keeper::auth::password::hash_password;
-use keeper::auth::Permissions;
+use keeper::domain::Permissions;
 use keeper::domain::Username;
 
 pub const SECRET_KEY: &str = "test-signing-key-test-signing-key-0123";

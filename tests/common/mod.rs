@@ -133,13 +133,13 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Runs start-up against `config` and serves `keeper::app::app` on a random port.
+    /// Runs start-up against `config` and serves `keeper::api::app::app` on a random port.
     pub fn start(config: &Config) -> Self {
-        let prepared = keeper::server::prepare(config).expect("start-up");
-        let (listener, address) = keeper::server::bind(&config.http).expect("bind");
+        let prepared = keeper::startup::prepare(config).expect("start-up");
+        let (listener, address) = keeper::startup::bind(&config.http).expect("bind");
         let state = prepared.app_state(config, address);
         Self::serve_on(listener, config, move |max| {
-            keeper::app::app(state.clone(), max)
+            keeper::api::app::app(state.clone(), max)
         })
     }
 
@@ -148,17 +148,17 @@ impl TestServer {
     /// of new builds.
     pub fn start_with_storage(config: &Config) -> Self {
         let config = config.clone();
-        let (listener, address) = keeper::server::bind(&config.http).expect("bind");
+        let (listener, address) = keeper::startup::bind(&config.http).expect("bind");
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let prepared = keeper::server::prepare(&config).expect("start-up");
-                let storage = keeper::server::storage_services(&config, &prepared.secret_key)
+                let prepared = keeper::startup::prepare(&config).expect("start-up");
+                let storage = keeper::startup::storage_services(&config, &prepared.secret_key)
                     .await
                     .expect("object store");
                 let state = prepared.app_state(&config, address);
                 let server =
-                    keeper::server::start_http_with(state, &config.http, listener, Some(storage))
+                    keeper::startup::start_http_with(state, &config.http, listener, Some(storage))
                         .expect("serve");
                 sender.send(server.handle()).expect("report the handle");
                 let _ = server.await;
@@ -185,7 +185,7 @@ impl TestServer {
             > + 'static,
         B: actix_web::body::MessageBody + 'static,
     {
-        let (listener, _) = keeper::server::bind(&config.http).expect("bind");
+        let (listener, _) = keeper::startup::bind(&config.http).expect("bind");
         Self::serve_on(listener, config, factory)
     }
 

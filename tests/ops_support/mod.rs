@@ -134,7 +134,7 @@ impl Pipeline {
     /// As [`Pipeline::start`], with the worker's S3 and Fastly requests abandoned after `timeout`.
     pub fn start_with(backend: TestBackend, max_attempts: u32, timeout: Duration) -> Self {
         let api = Api::start(backend);
-        let admin = api.user("admin", keeper::auth::Permissions::ALL);
+        let admin = api.user("admin", keeper::domain::Permissions::ALL);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -180,9 +180,7 @@ impl Pipeline {
             pool: keeper::db::build_pool(&config.database),
             store: store.clone(),
             purger: Arc::new(purger),
-            organizations: Arc::new(keeper::backends::OrgBackends::new(
-                config.organizations.clone(),
-            )),
+            organizations: Arc::new(keeper::startup::org_backends(&config).unwrap()),
             config: config.worker.clone(),
         };
         let worker = Worker::new(services.clone());

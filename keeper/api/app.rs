@@ -11,10 +11,10 @@ use actix_web::{web, App, HttpRequest, ResponseError};
 use url::Url;
 
 use crate::api;
+use crate::api::request_log::log_request;
 use crate::auth::session::SessionKeys;
 use crate::db::DbPool;
 use crate::error::ApiError;
-use crate::request_log::log_request;
 
 /// What every handler can reach.
 #[derive(Clone)]

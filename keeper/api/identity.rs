@@ -12,12 +12,13 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::app::AppState;
+use crate::api::app::AppState;
+use crate::api::database::run_db;
 use crate::auth::api_token::{hash_api_token, looks_like_api_token};
 use crate::auth::session::SessionError;
-use crate::auth::Permissions;
 use crate::db::models::now;
-use crate::db::{pool, tokens, users};
+use crate::db::{tokens, users};
+use crate::domain::Permissions;
 use crate::error::{ApiError, ApiResult};
 
 /// What the `Authorization` header carried. Extraction never fails; judging comes later.
@@ -147,7 +148,7 @@ pub async fn authenticate(state: &AppState, credentials: &Credentials) -> ApiRes
     let token = credentials.token()?;
     if looks_like_api_token(token.expose_secret()) {
         let hash = hash_api_token(token.expose_secret());
-        return pool::run(&state.pool, move |conn| {
+        return run_db(&state.pool, move |conn| {
             let api_token = tokens::find_by_hash(conn, &hash)?
                 .ok_or_else(|| ApiError::unauthorized("Unknown API token."))?;
             identity_for_token(conn, api_token.id, api_token.user_id)
@@ -164,7 +165,7 @@ pub async fn authenticate(state: &AppState, credentials: &Credentials) -> ApiRes
                 }
                 _ => ApiError::unauthorized("The token is not valid."),
             })?;
-    pool::run(&state.pool, move |conn| match claims.tid {
+    run_db(&state.pool, move |conn| match claims.tid {
         Some(token_id) => identity_for_token(conn, token_id, user_id),
         None => {
             let user = users::find_user_by_id(conn, user_id)?

@@ -1,0 +1,22 @@
+//! The handlers' way to the database: blocking diesel work on actix's blocking thread pool,
+//! never on the async runtime, with a pooled connection; its errors answer as [`ApiError`]s (an
+//! exhausted pool or a down database is a 503).
+
+use actix_web::web;
+
+use crate::db::{DbConnection, DbPool};
+use crate::error::ApiError;
+
+/// Runs `work` with a pooled connection on the blocking pool.
+pub async fn run_db<T, F>(pool: &DbPool, work: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    web::block(move || {
+        let mut conn = pool.get()?;
+        work(&mut conn)
+    })
+    .await?
+}

@@ -1,0 +1,204 @@
+//! The composition root: everything a process is assembled from is built here, once, from the
+//! configuration: the database connection and pool (after the migration guard), the signing
+//! key and bootstrap user, the object store, the purger, the organizations' clients, the
+//! operations worker and the HTTP server. `server` (`keeper serve`), `worker` (`keeper worker`),
+//! the CLI and the tests call it; nothing below it knows how the parts fit together.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::HttpServer;
+use anyhow::Context;
+use secrecy::SecretString;
+
+use crate::api::app::{app_with, AppState};
+use crate::api::sites::SiteServer;
+use crate::api::uploads::{FormTarget, UploadEndpoint, UploadForms};
+use crate::api::StorageServices;
+use crate::auth::password::hash_password;
+use crate::auth::session::SessionKeys;
+use crate::backends::{OrgBackends, OrgDefaults};
+use crate::config::{Config, HttpConfig, StorageBackend};
+use crate::db::migrations::{self, GuardOutcome};
+use crate::db::settings::{resolve_secret_key, SecretKeySource};
+use crate::db::users::{ensure_bootstrap_user, BootstrapOutcome};
+use crate::db::{build_pool, DbConnection, DbPool};
+use crate::domain::Username;
+use crate::ops::worker::Worker;
+use crate::ops::Services;
+use crate::storage::local::LocalStore;
+use crate::storage::presign::SigningCredentials;
+use crate::storage::s3::{S3Settings, S3Store};
+use crate::storage::ObjectStore;
+
+/// What start-up produced.
+pub struct Prepared {
+    pub pool: DbPool,
+    pub secret_key: SecretString,
+}
+
+impl Prepared {
+    /// The HTTP application's state for these settings, serving on `bound`.
+    pub fn app_state(&self, config: &Config, bound: SocketAddr) -> AppState {
+        let lifetime = i64::try_from(config.auth.token_lifetime.as_secs()).unwrap_or(i64::MAX);
+        AppState::new(
+            self.pool.clone(),
+            &config.http.public_url_for(bound),
+            SessionKeys::new(&self.secret_key, lifetime),
+        )
+    }
+}
+
+/// Connects, runs the migration guard, settles the signing key and the bootstrap user.
+pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
+    let database = &config.database;
+    let mut conn = connect(config)?;
+    match migrations::guard(&mut conn, database.auto_migrate)? {
+        GuardOutcome::UpToDate => tracing::info!("database schema is up to date"),
+        GuardOutcome::Created { applied } => {
+            tracing::info!(migrations = ?applied, "empty database: created the schema")
+        }
+        GuardOutcome::Upgraded { applied } => {
+            tracing::info!(migrations = ?applied, "upgraded the database schema")
+        }
+    }
+    let (secret_key, source) = resolve_secret_key(config.auth.secret_key.as_ref(), &mut conn)
+        .context("loading the token signing key")?;
+    match source {
+        SecretKeySource::Environment => tracing::info!("token signing key: from KEEPER_SECRET_KEY"),
+        SecretKeySource::Database => tracing::info!("token signing key: kept in the database"),
+    }
+    if let Some(bootstrap) = &config.auth.bootstrap_user {
+        let username = Username::parse(&bootstrap.username)
+            .map_err(|message| anyhow::anyhow!("KEEPER_BOOTSTRAP_USER: {message}"))?;
+        let hash = hash_password(&bootstrap.password).context("KEEPER_BOOTSTRAP_PASSWORD")?;
+        match ensure_bootstrap_user(&mut conn, &username, &hash)
+            .context("creating the bootstrap user")?
+        {
+            BootstrapOutcome::Created => {
+                tracing::info!(user = %username, "created the bootstrap administrator")
+            }
+            BootstrapOutcome::AlreadyExists => {
+                tracing::info!(user = %username, "bootstrap user exists; left unchanged")
+            }
+        }
+    }
+    Ok(Prepared {
+        pool: build_pool(database),
+        secret_key,
+    })
+}
+
+/// One direct connection, reporting the backend's own error.
+pub fn connect(config: &Config) -> anyhow::Result<DbConnection> {
+    let database = &config.database;
+    DbConnection::establish(&database.url, database.sqlite_busy_timeout)
+        .with_context(|| format!("connecting to {}", database.url.redacted()))
+}
+
+/// Binds `http.bind`; the address actually bound decides the default public URL.
+pub fn bind(http: &HttpConfig) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener =
+        TcpListener::bind(http.bind).with_context(|| format!("binding {}", http.bind))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    Ok((listener, address))
+}
+
+/// Serves `state` on `listener`, with the object-store routes (site server, upload endpoint)
+/// when given. The server does not handle signals itself: `serve` stops it gracefully (stop
+/// accepting, let in-flight requests finish for up to `shutdown_timeout`).
+pub fn start_http_with(
+    state: AppState,
+    http: &HttpConfig,
+    listener: TcpListener,
+    storage: Option<StorageServices>,
+) -> anyhow::Result<Server> {
+    let max_body_bytes = http.max_body_bytes;
+    let mut server = HttpServer::new(move || {
+        let storage = storage.clone();
+        app_with(state.clone(), max_body_bytes, move |config| {
+            if let Some(storage) = &storage {
+                storage.configure(config);
+            }
+        })
+    })
+    .disable_signals()
+    .shutdown_timeout(http.shutdown_timeout.as_secs());
+    if let Some(workers) = http.workers {
+        server = server.workers(workers);
+    }
+    Ok(server.listen(listener).context("listening")?.run())
+}
+
+/// Opens the configured object store.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    Ok(match &config.storage.backend {
+        StorageBackend::Local { dir } => {
+            let store = LocalStore::open(dir)
+                .with_context(|| format!("opening the storage directory {}", dir.display()))?;
+            tracing::info!(dir = %dir.display(), "object store: local directory");
+            Arc::new(store)
+        }
+        StorageBackend::S3(settings) => {
+            tracing::info!(bucket = %settings.bucket, endpoint = ?settings.endpoint_url, "object store: S3");
+            Arc::new(S3Store::connect(S3Settings::from_config(settings)).await)
+        }
+    })
+}
+
+/// The site server over the configured store, the signer of upload forms, and, for the local
+/// store, keeper's own upload endpoint with forms signed by `secret_key`.
+pub async fn storage_services(
+    config: &Config,
+    secret_key: &SecretString,
+) -> anyhow::Result<StorageServices> {
+    let (store, target): (Arc<dyn ObjectStore>, FormTarget) = match &config.storage.backend {
+        StorageBackend::S3(settings) => {
+            tracing::info!(bucket = %settings.bucket, endpoint = ?settings.endpoint_url, "object store: S3");
+            let store = S3Store::connect(S3Settings::from_config(settings)).await;
+            (Arc::new(store.clone()), FormTarget::S3(store))
+        }
+        StorageBackend::Local { .. } => (
+            open_store(config).await?,
+            FormTarget::Keeper(SigningCredentials::keeper(secret_key.clone())),
+        ),
+    };
+    let uploads =
+        matches!(config.storage.backend, StorageBackend::Local { .. }).then(|| UploadEndpoint {
+            store: store.clone(),
+            credentials: SigningCredentials::keeper(secret_key.clone()),
+            max_bytes: config.storage.upload_max_bytes,
+        });
+    Ok(StorageServices {
+        sites: SiteServer {
+            store,
+            root_domain: config.storage.sites_root_domain.clone(),
+        },
+        uploads,
+        forms: Some(UploadForms {
+            target,
+            organizations: Arc::new(org_backends(config)?),
+            expiry: config.storage.upload_form_expiry,
+            max_bytes: config.storage.upload_max_bytes,
+        }),
+    })
+}
+
+/// The clients of organizations other than the default, with the configured encryption keys.
+pub fn org_backends(config: &Config) -> anyhow::Result<OrgBackends> {
+    let defaults = OrgDefaults::from_config(&config.organizations)?;
+    Ok(OrgBackends::new(defaults))
+}
+
+/// A worker over the configured store and CDN.
+pub async fn build_worker(config: &Config, pool: DbPool) -> anyhow::Result<Worker> {
+    let store = open_store(config).await?;
+    Ok(Worker::new(Services {
+        pool,
+        store,
+        purger: crate::cdn::from_config(&config.cdn),
+        organizations: Arc::new(org_backends(config)?),
+        config: config.worker.clone(),
+    }))
+}
