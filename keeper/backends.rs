@@ -17,6 +17,7 @@ use crate::config::{
 use crate::crypto::{CryptoError, EncryptionKeys};
 use crate::db::models::OrganizationSettings;
 use crate::db::organizations::DEFAULT_ORGANIZATION;
+use crate::domain::{CdnKind, StoreKind};
 use crate::storage::s3::{S3Settings, S3Store};
 use crate::storage::ObjectStore;
 
@@ -144,7 +145,7 @@ impl OrgBackends {
     }
 
     fn s3_settings(&self, settings: &OrganizationSettings) -> Result<S3Settings, String> {
-        if settings.store_kind != "s3" {
+        if settings.store_kind != StoreKind::S3 {
             return Err(NO_BUCKET.into());
         }
         let secret_access_key = settings
@@ -172,9 +173,9 @@ impl OrgBackends {
     }
 
     fn purger(&self, settings: &OrganizationSettings) -> Result<Arc<dyn Purger>, String> {
-        Ok(match settings.cdn_kind.as_str() {
-            "none" => Arc::new(NoPurger),
-            "fastly" => {
+        Ok(match settings.cdn_kind {
+            CdnKind::None => Arc::new(NoPurger),
+            CdnKind::Fastly => {
                 let (Some(service_id), Some(token)) = (
                     settings.fastly_service_id.as_deref(),
                     settings.fastly_api_key_encrypted.as_deref(),
@@ -187,15 +188,10 @@ impl OrgBackends {
                 let config = self.defaults.fastly.service(service_id, api_key);
                 Arc::new(FastlyPurger::new(FastlySettings::from_config(&config)))
             }
-            "varnish" => Arc::new(VarnishPurger::new(
+            CdnKind::Varnish => Arc::new(VarnishPurger::new(
                 parse_varnish_urls(settings.varnish_urls.as_deref().unwrap_or(""))
                     .map_err(|err| format!("its CDN is Varnish: {err}"))?,
             )),
-            other => {
-                return Err(format!(
-                    "its CDN kind {other:?} is not none, fastly or varnish"
-                ))
-            }
         })
     }
 }

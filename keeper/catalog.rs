@@ -16,14 +16,12 @@ pub enum CatalogError {
 
 pub type CatalogResult<T> = Result<T, CatalogError>;
 
-use serde_json::json;
-
 use crate::db::builds::find_build;
 use crate::db::editions::list_editions;
 use crate::db::models::{Build, Edition, Operation, Product};
-use crate::db::operations::{active_operation_for_edition, enqueue, Enqueue, OperationKind};
+use crate::db::operations::active_operation_for_edition;
 use crate::db::DbConnection;
-use crate::domain::{edition_accepts, TrackingMode};
+use crate::domain::{edition_accepts, OperationKind};
 
 /// Records a rebuild of `edition` from `build` (superseding a queued older request).
 pub fn request_rebuild(
@@ -45,20 +43,7 @@ pub fn request_rebuild(
     if build.product_id != edition.product_id {
         return Err(CatalogError::ForeignBuild);
     }
-    Ok(enqueue(
-        conn,
-        &Enqueue {
-            kind: OperationKind::RebuildEdition,
-            product_id: Some(product.id),
-            edition_id: Some(edition.id),
-            build_id: Some(build.id),
-            payload: json!({
-                "product": product.slug,
-                "edition": edition.slug,
-                "build": build.slug,
-            }),
-        },
-    )?)
+    Ok(crate::ops::rebuild::enqueue(conn, product, edition, build)?)
 }
 
 /// The build an edition is on or about to be on: the target of its newest queued or working
@@ -66,7 +51,7 @@ pub fn request_rebuild(
 /// older version cannot supersede a queued newer one.
 pub fn effective_build(conn: &mut DbConnection, edition: &Edition) -> CatalogResult<Option<Build>> {
     let pending_target = active_operation_for_edition(conn, edition.id)?
-        .filter(|op| op.kind == OperationKind::RebuildEdition.as_str())
+        .filter(|op| op.kind == OperationKind::RebuildEdition)
         .and_then(|op| op.build_id);
     match pending_target.or(edition.build_id) {
         Some(id) => Ok(Some(find_build(conn, id)?)),
@@ -83,9 +68,7 @@ pub fn rebuild_tracking_editions(
     let candidate_refs = build.git_ref_list();
     let mut operations = Vec::new();
     for edition in list_editions(conn, product.id)? {
-        let Ok(mode) = TrackingMode::parse(&edition.tracking_mode) else {
-            continue;
-        };
+        let mode = edition.tracking_mode;
         let tracked = edition.tracked_ref_list().unwrap_or_default();
         let current = effective_build(conn, &edition)?;
         let current_refs = current.as_ref().map(Build::git_ref_list);

@@ -14,6 +14,7 @@ use crate::db::organizations::{
     update_organization, update_organization_secrets,
 };
 use crate::db::DbConnection;
+use crate::domain::{CdnKind, StoreKind, UrlLayout};
 
 /// Where `keeper org create|update` read an organization's S3 secret access key.
 pub const S3_SECRET_VARIABLE: &str = "KEEPER_ORG_S3_SECRET_ACCESS_KEY";
@@ -135,10 +136,10 @@ pub fn blank_settings(slug: &str) -> OrganizationSettings {
     OrganizationSettings {
         slug: slug.to_owned(),
         title: slug.to_owned(),
-        layout: "path".into(),
+        layout: UrlLayout::Path,
         root_domain: None,
         path_prefix: String::new(),
-        store_kind: "s3".into(),
+        store_kind: StoreKind::S3,
         bucket_name: String::new(),
         s3_region: None,
         s3_endpoint_url: None,
@@ -146,7 +147,7 @@ pub fn blank_settings(slug: &str) -> OrganizationSettings {
         s3_access_key_id: None,
         s3_secret_access_key_encrypted: None,
         public_read: false,
-        cdn_kind: "none".into(),
+        cdn_kind: CdnKind::None,
         fastly_service_id: None,
         fastly_api_key_encrypted: None,
         varnish_urls: None,
@@ -178,7 +179,8 @@ pub fn apply(
         settings.title = title.trim().to_owned();
     }
     if let Some(layout) = &args.layout {
-        settings.layout = layout.trim().to_owned();
+        settings.layout = UrlLayout::parse(layout.trim())
+            .map_err(|err| anyhow::anyhow!("--layout: {}", err.message))?;
     }
     optional(&args.root_domain, &mut settings.root_domain);
     if let Some(prefix) = &args.path_prefix {
@@ -200,7 +202,8 @@ pub fn apply(
         settings.public_read = public_read;
     }
     if let Some(cdn) = &args.cdn {
-        settings.cdn_kind = cdn.trim().to_owned();
+        settings.cdn_kind =
+            CdnKind::parse(cdn.trim()).map_err(|err| anyhow::anyhow!("--cdn: {}", err.message))?;
     }
     optional(&args.fastly_service_id, &mut settings.fastly_service_id);
     optional(&args.varnish_urls, &mut settings.varnish_urls);
@@ -240,11 +243,8 @@ pub fn check(settings: &OrganizationSettings) -> Result<(), String> {
     if settings.title.is_empty() {
         return Err("the title must not be empty".into());
     }
-    match settings.layout.as_str() {
-        "path" => {}
-        "subdomain" if settings.root_domain.is_some() => {}
-        "subdomain" => return Err("the subdomain layout needs --root-domain".into()),
-        other => return Err(format!("--layout {other:?}: expected path or subdomain")),
+    if settings.layout == UrlLayout::Subdomain && settings.root_domain.is_none() {
+        return Err("the subdomain layout needs --root-domain".into());
     }
     if !settings.path_prefix.is_empty() && !settings.path_prefix.starts_with('/') {
         return Err("--path-prefix must start with / (e.g. /docs)".into());
@@ -267,20 +267,19 @@ pub fn check(settings: &OrganizationSettings) -> Result<(), String> {
     if let Some(endpoint) = &settings.s3_endpoint_url {
         parse_endpoint_url(endpoint).map_err(|err| format!("--s3-endpoint-url: {err}"))?;
     }
-    match settings.cdn_kind.as_str() {
-        "none" => {}
-        "fastly" => {
+    match settings.cdn_kind {
+        CdnKind::None => {}
+        CdnKind::Fastly => {
             if settings.fastly_service_id.is_none() || settings.fastly_api_key_encrypted.is_none() {
                 return Err(format!(
                     "the Fastly CDN needs --fastly-service-id and an API key ({FASTLY_KEY_VARIABLE})"
                 ));
             }
         }
-        "varnish" => {
+        CdnKind::Varnish => {
             parse_varnish_urls(settings.varnish_urls.as_deref().unwrap_or(""))
                 .map_err(|err| format!("--varnish-urls: {err}"))?;
         }
-        other => return Err(format!("--cdn {other:?}: expected none, fastly or varnish")),
     }
     Ok(())
 }
@@ -354,7 +353,7 @@ pub fn describe(settings: &OrganizationSettings) -> String {
     let mut lines = vec![
         ("slug", settings.slug.clone()),
         ("title", settings.title.clone()),
-        ("layout", settings.layout.clone()),
+        ("layout", settings.layout.to_string()),
         ("root_domain", or_unset(&settings.root_domain)),
         ("path_prefix", settings.path_prefix.clone()),
     ];
@@ -375,7 +374,7 @@ pub fn describe(settings: &OrganizationSettings) -> String {
                 secret(&settings.s3_secret_access_key_encrypted).into(),
             ),
             ("public_read", settings.public_read.to_string()),
-            ("cdn", settings.cdn_kind.clone()),
+            ("cdn", settings.cdn_kind.to_string()),
             ("fastly_service_id", or_unset(&settings.fastly_service_id)),
             (
                 "fastly_api_key",
@@ -472,7 +471,7 @@ mod tests {
     #[test]
     fn the_default_organization_keeps_the_process_store_and_cdn() {
         let default = OrganizationSettings {
-            store_kind: "local".into(),
+            store_kind: StoreKind::Local,
             ..blank_settings("default")
         };
         let args = OrgSettingsArgs {
@@ -528,7 +527,7 @@ mod tests {
         refused(blank_settings("acme"), "--bucket");
         refused(
             OrganizationSettings {
-                cdn_kind: "fastly".into(),
+                cdn_kind: CdnKind::Fastly,
                 fastly_service_id: Some("svc".into()),
                 ..s3_org()
             },
@@ -536,26 +535,39 @@ mod tests {
         );
         refused(
             OrganizationSettings {
-                cdn_kind: "varnish".into(),
+                cdn_kind: CdnKind::Varnish,
                 ..s3_org()
             },
             "no Varnish URL",
         );
         refused(
             OrganizationSettings {
-                layout: "subdomain".into(),
+                layout: UrlLayout::Subdomain,
                 ..s3_org()
             },
             "--root-domain",
         );
         refused(blank_settings("Acme Corp"), "not an organization slug");
-        refused(
-            OrganizationSettings {
-                cdn_kind: "akamai".into(),
-                ..s3_org()
-            },
-            "expected none, fastly or varnish",
-        );
+        // An unknown CDN or layout cannot reach the settings: the option is refused.
+        for (args, needle) in [
+            (
+                OrgSettingsArgs {
+                    cdn: Some("akamai".into()),
+                    ..OrgSettingsArgs::default()
+                },
+                "expected none, fastly or varnish",
+            ),
+            (
+                OrgSettingsArgs {
+                    layout: Some("flat".into()),
+                    ..OrgSettingsArgs::default()
+                },
+                "expected subdomain or path",
+            ),
+        ] {
+            let err = apply(s3_org(), &args, &OrgSecrets::default(), None).unwrap_err();
+            assert!(err.to_string().contains(needle), "{err} lacks {needle}");
+        }
         assert_eq!(check(&s3_org()), Ok(()));
     }
 

@@ -3,7 +3,6 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::api::app::AppState;
@@ -19,7 +18,6 @@ use crate::db::builds::{
 };
 use crate::db::editions::{insert_edition_if_absent, list_editions};
 use crate::db::models::{now, Build, NewBuild, NewEdition, Organization, Product};
-use crate::db::operations::{enqueue, Enqueue, OperationKind};
 use crate::db::organizations::{find_organization, find_organization_settings};
 use crate::db::products::find_product_by_id;
 use crate::db::violation::{violation, Violation};
@@ -30,6 +28,7 @@ use crate::domain::{
     ProductSlug, SurrogateKey, TrackingMode,
 };
 use crate::error::{or_not_found, ApiError, ApiResult};
+use crate::ops::delete;
 
 /// The media type with which clients ask for presigned upload forms.
 pub const V2_MEDIA_TYPE: &str = "application/vnd.ltdkeeper.v2+json";
@@ -328,7 +327,7 @@ fn create_edition_for_refs(
     refs: &[String],
 ) -> diesel::QueryResult<()> {
     let already_tracked = list_editions(conn, product.id)?.iter().any(|edition| {
-        edition.tracking_mode == TrackingMode::GitRefs.as_str()
+        edition.tracking_mode == TrackingMode::GitRefs
             && edition.tracked_ref_list().as_deref() == Some(refs)
     });
     if already_tracked {
@@ -344,9 +343,9 @@ fn create_edition_for_refs(
             product_id: product.id,
             slug: slug.as_str(),
             title: slug.as_str(),
-            tracking_mode: TrackingMode::GitRefs.as_str(),
+            tracking_mode: TrackingMode::GitRefs,
             tracked_refs: Some(&tracked),
-            kind: edition_kind(&slug, refs).as_str(),
+            kind: edition_kind(&slug, refs),
             build_id: None,
             date_created: now(),
             surrogate_key: SurrogateKey::generate().as_str(),
@@ -426,16 +425,7 @@ pub async fn deprecate(
                 return Ok((organization, product, build));
             }
             let build = deprecate_build(conn, build.id, now())?;
-            enqueue(
-                conn,
-                &Enqueue {
-                    kind: OperationKind::DeleteBuild,
-                    product_id: Some(product.id),
-                    edition_id: None,
-                    build_id: Some(build.id),
-                    payload: json!({"product": product.slug, "build": build.slug}),
-                },
-            )?;
+            delete::enqueue_build(conn, &product, &build)?;
             Ok((organization, product, build))
         })
     })

@@ -8,7 +8,6 @@ use std::collections::HashSet;
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::api::app::AppState;
@@ -23,13 +22,14 @@ use crate::db::editions::{
     edition_slugs, find_edition, insert_edition, list_editions, update_edition,
 };
 use crate::db::models::{now, Edition, EditionChanges, NewEdition, Organization, Product};
-use crate::db::operations::{editions_pending_rebuild, enqueue, Enqueue, OperationKind};
+use crate::db::operations::editions_pending_rebuild;
 use crate::db::organizations::find_organization;
 use crate::db::products::find_product_by_id;
 use crate::db::DbConnection;
 use crate::domain::Permissions;
 use crate::domain::{edition_kind, next_build_slug, EditionSlug, SurrogateKey, TrackingMode};
 use crate::error::{or_not_found, ApiError, ApiResult};
+use crate::ops::{delete, rename};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EditionListResponse {
@@ -229,9 +229,9 @@ pub async fn create(
                     product_id: product.id,
                     slug: slug.as_str(),
                     title: &title,
-                    tracking_mode: mode.as_str(),
+                    tracking_mode: mode,
                     tracked_refs: tracked.as_deref(),
-                    kind: edition_kind(&slug, &refs).as_str(),
+                    kind: edition_kind(&slug, &refs),
                     build_id: None,
                     date_created: now(),
                     surrogate_key: SurrogateKey::generate().as_str(),
@@ -286,47 +286,56 @@ pub async fn patch(
             .as_deref()
             .map(|url| build_id_from_url(&public, url))
             .transpose()?;
-        if request.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        if request
+            .title
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
             return Err(ApiError::unprocessable("title must not be empty."));
         }
         conn.write_transaction(|conn| {
-            let Loaded { product, edition, .. } = load_edition(conn, id)?;
-            let effective_mode = mode.unwrap_or(
-                TrackingMode::parse(&edition.tracking_mode).map_err(ApiError::internal)?,
-            );
-            let effective_refs = request.tracked_refs.clone().or_else(|| edition.tracked_ref_list());
+            let Loaded {
+                product, edition, ..
+            } = load_edition(conn, id)?;
+            let effective_mode = mode.unwrap_or(edition.tracking_mode);
+            let effective_refs = request
+                .tracked_refs
+                .clone()
+                .or_else(|| edition.tracked_ref_list());
             check_tracking(effective_mode, effective_refs.as_deref())?;
-            let renamed = new_slug.as_ref().filter(|slug| slug.as_str() != edition.slug);
+            let renamed = new_slug
+                .as_ref()
+                .filter(|slug| slug.as_str() != edition.slug);
             if renamed.is_some() && edition.slug == EditionSlug::main().as_str() {
-                return Err(ApiError::unprocessable("The default edition (__main) cannot be renamed."));
+                return Err(ApiError::unprocessable(
+                    "The default edition (__main) cannot be renamed.",
+                ));
             }
             let tracked = request
                 .tracked_refs
                 .as_ref()
                 .map(|refs| serde_json::Value::from(refs.clone()).to_string());
-            let kind = renamed.map(|slug| edition_kind(slug, &effective_refs.clone().unwrap_or_default()));
+            let kind =
+                renamed.map(|slug| edition_kind(slug, &effective_refs.clone().unwrap_or_default()));
             let changes = EditionChanges {
                 title: request.title.as_deref(),
                 slug: renamed.map(EditionSlug::as_str),
-                tracking_mode: mode.as_ref().map(TrackingMode::as_str),
+                tracking_mode: mode,
                 tracked_refs: tracked.as_deref().map(Some),
-                kind: kind.map(|k| k.as_str()),
+                kind,
                 date_ended: None,
             };
             let updated = update_edition(conn, edition.id, &changes).map_err(|err| {
-                conflict_or(err, format!("Product {} already has an edition with that slug.", product.slug))
+                conflict_or(
+                    err,
+                    format!(
+                        "Product {} already has an edition with that slug.",
+                        product.slug
+                    ),
+                )
             })?;
             if let Some(to) = renamed {
-                enqueue(
-                    conn,
-                    &Enqueue {
-                        kind: OperationKind::RenameEdition,
-                        product_id: Some(product.id),
-                        edition_id: Some(edition.id),
-                        build_id: None,
-                        payload: json!({"product": product.slug, "from": edition.slug, "to": to.as_str()}),
-                    },
-                )?;
+                rename::enqueue(conn, &product, &edition, to)?;
             }
             if let Some(build_id) = build_id {
                 let build = find_build(conn, build_id)
@@ -360,23 +369,16 @@ pub async fn delete(
             let mut loaded = load_edition(conn, id)?;
             identity.require_for_product(Permissions::ADMIN_EDITION, loaded.product.id)?;
             if loaded.edition.slug == EditionSlug::main().as_str() {
-                return Err(ApiError::unprocessable("The default edition (__main) cannot be deleted."));
+                return Err(ApiError::unprocessable(
+                    "The default edition (__main) cannot be deleted.",
+                ));
             }
             let ended = EditionChanges {
                 date_ended: Some(Some(now())),
                 ..EditionChanges::default()
             };
             loaded.edition = update_edition(conn, id, &ended)?;
-            enqueue(
-                conn,
-                &Enqueue {
-                    kind: OperationKind::DeleteEdition,
-                    product_id: Some(loaded.product.id),
-                    edition_id: Some(id),
-                    build_id: None,
-                    payload: json!({"product": loaded.product.slug, "edition": loaded.edition.slug}),
-                },
-            )?;
+            delete::enqueue_edition(conn, &loaded.product, &loaded.edition)?;
             Ok(loaded)
         })
     })

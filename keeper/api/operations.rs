@@ -57,8 +57,8 @@ pub async fn get(
 fn operation_response(state: &AppState, operation: Operation) -> OperationResponse {
     OperationResponse {
         self_url: state.url_for(&format!("operations/{}", operation.id)),
-        kind: operation.kind,
-        state: operation.state,
+        kind: operation.kind.to_string(),
+        state: operation.state.to_string(),
         edition_url: operation
             .edition_id
             .map(|id| state.url_for(&format!("editions/{id}"))),

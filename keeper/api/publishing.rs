@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::api::app::AppState;
 use crate::api::json::{format_datetime, format_optional_datetime};
 use crate::db::models::{Build, Edition, Organization, Product};
+use crate::domain::UrlLayout;
 use crate::domain::{
     build_url, edition_url, product_url, BucketPrefix, BuildSlug, EditionSlug, ProductSlug,
     PublishingLayout,
@@ -19,11 +20,8 @@ use crate::storage::presign::PresignedPost;
 /// The layout of an organization. The default organization's root (`root_domain` NULL) is
 /// keeper's own public URL, so the embedded site server publishes under it.
 pub fn layout_of(state: &AppState, organization: &Organization) -> PublishingLayout {
-    match (
-        organization.layout.as_str(),
-        organization.root_domain.as_deref(),
-    ) {
-        ("subdomain", Some(root_domain)) => PublishingLayout::Subdomain {
+    match (organization.layout, organization.root_domain.as_deref()) {
+        (UrlLayout::Subdomain, Some(root_domain)) => PublishingLayout::Subdomain {
             scheme: "https".to_owned(),
             root_domain: root_domain.to_owned(),
         },
@@ -207,7 +205,7 @@ pub fn edition_response(
         date_created: format_datetime(edition.date_created),
         date_rebuilt: format_optional_datetime(edition.date_rebuilt),
         date_ended: format_optional_datetime(edition.date_ended),
-        mode: edition.tracking_mode.clone(),
+        mode: edition.tracking_mode.to_string(),
         tracked_refs: edition.tracked_ref_list(),
         pending_rebuild: pending.contains(&edition.id),
         surrogate_key: edition.surrogate_key.clone(),

@@ -11,6 +11,7 @@ pub mod pool;
 pub mod products;
 pub mod schema;
 pub mod settings;
+pub mod text_enum;
 pub mod tokens;
 pub mod users;
 pub mod violation;

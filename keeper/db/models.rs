@@ -4,6 +4,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::{api_tokens, builds, editions, operations, organizations, products};
+use crate::domain::{
+    CdnKind, EditionKind, OperationKind, OperationState, StoreKind, TrackingMode, UrlLayout,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = organizations)]
@@ -11,12 +14,12 @@ pub struct Organization {
     pub id: i64,
     pub slug: String,
     pub title: String,
-    pub layout: String,
+    pub layout: UrlLayout,
     pub root_domain: Option<String>,
     pub path_prefix: String,
-    pub store_kind: String,
+    pub store_kind: StoreKind,
     pub bucket_name: String,
-    pub cdn_kind: String,
+    pub cdn_kind: CdnKind,
 }
 
 /// An organization's whole row: where it publishes, and the store and CDN it publishes with
@@ -26,10 +29,10 @@ pub struct Organization {
 pub struct OrganizationSettings {
     pub slug: String,
     pub title: String,
-    pub layout: String,
+    pub layout: UrlLayout,
     pub root_domain: Option<String>,
     pub path_prefix: String,
-    pub store_kind: String,
+    pub store_kind: StoreKind,
     pub bucket_name: String,
     pub s3_region: Option<String>,
     pub s3_endpoint_url: Option<String>,
@@ -37,7 +40,7 @@ pub struct OrganizationSettings {
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key_encrypted: Option<String>,
     pub public_read: bool,
-    pub cdn_kind: String,
+    pub cdn_kind: CdnKind,
     pub fastly_service_id: Option<String>,
     pub fastly_api_key_encrypted: Option<String>,
     pub varnish_urls: Option<String>,
@@ -124,10 +127,10 @@ pub struct Edition {
     pub product_id: i64,
     pub slug: String,
     pub title: String,
-    pub tracking_mode: String,
+    pub tracking_mode: TrackingMode,
     /// JSON array of strings, or NULL.
     pub tracked_refs: Option<String>,
-    pub kind: String,
+    pub kind: EditionKind,
     pub build_id: Option<i64>,
     pub date_created: NaiveDateTime,
     pub date_rebuilt: Option<NaiveDateTime>,
@@ -149,9 +152,9 @@ pub struct NewEdition<'a> {
     pub product_id: i64,
     pub slug: &'a str,
     pub title: &'a str,
-    pub tracking_mode: &'a str,
+    pub tracking_mode: TrackingMode,
     pub tracked_refs: Option<&'a str>,
-    pub kind: &'a str,
+    pub kind: EditionKind,
     pub build_id: Option<i64>,
     pub date_created: NaiveDateTime,
     pub surrogate_key: &'a str,
@@ -162,9 +165,9 @@ pub struct NewEdition<'a> {
 pub struct EditionChanges<'a> {
     pub title: Option<&'a str>,
     pub slug: Option<&'a str>,
-    pub tracking_mode: Option<&'a str>,
+    pub tracking_mode: Option<TrackingMode>,
     pub tracked_refs: Option<Option<&'a str>>,
-    pub kind: Option<&'a str>,
+    pub kind: Option<EditionKind>,
     pub date_ended: Option<Option<NaiveDateTime>>,
 }
 
@@ -172,8 +175,8 @@ pub struct EditionChanges<'a> {
 #[diesel(table_name = operations)]
 pub struct Operation {
     pub id: i64,
-    pub kind: String,
-    pub state: String,
+    pub kind: OperationKind,
+    pub state: OperationState,
     pub product_id: Option<i64>,
     pub edition_id: Option<i64>,
     pub build_id: Option<i64>,
@@ -189,7 +192,7 @@ pub struct Operation {
 #[derive(Debug, Insertable)]
 #[diesel(table_name = operations)]
 pub struct NewOperation<'a> {
-    pub kind: &'a str,
+    pub kind: OperationKind,
     pub product_id: Option<i64>,
     pub edition_id: Option<i64>,
     pub build_id: Option<i64>,

@@ -7,41 +7,18 @@ use diesel::prelude::*;
 use crate::db::models::{now, NewOperation, Operation};
 use crate::db::schema::{editions, operations};
 use crate::db::DbConnection;
+use crate::domain::{OperationKind, OperationState};
 use crate::with_connection;
 
-pub const READY: &str = "READY";
-pub const WORKING: &str = "WORKING";
-pub const SUPERSEDED: &str = "SUPERSEDED";
-
-/// The kinds of operation, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OperationKind {
-    RebuildEdition,
-    RenameEdition,
-    DeleteEdition,
-    DeleteBuild,
-    Purge,
-}
-
-impl OperationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RebuildEdition => "rebuild_edition",
-            Self::RenameEdition => "rename_edition",
-            Self::DeleteEdition => "delete_edition",
-            Self::DeleteBuild => "delete_build",
-            Self::Purge => "purge",
-        }
-    }
-}
-
 /// What to enqueue; the payload carries everything the work needs even if the targets go away.
+/// Each kind in `ops/` builds its own (`ops::rebuild::enqueue`, ...) from its payload type.
 pub struct Enqueue {
     pub kind: OperationKind,
     pub product_id: Option<i64>,
     pub edition_id: Option<i64>,
     pub build_id: Option<i64>,
-    pub payload: serde_json::Value,
+    /// The kind's payload, as JSON.
+    pub payload: String,
 }
 
 /// Records a READY operation. A rebuild supersedes the edition's queued (not yet working)
@@ -62,23 +39,22 @@ pub fn enqueue(conn: &mut DbConnection, request: &Enqueue) -> QueryResult<Operat
         with_connection!(conn, c => diesel::update(
             operations::table
                 .filter(operations::edition_id.eq(edition_id))
-                .filter(operations::kind.eq(OperationKind::RebuildEdition.as_str()))
-                .filter(operations::state.eq(READY)),
+                .filter(operations::kind.eq(OperationKind::RebuildEdition))
+                .filter(operations::state.eq(OperationState::Ready)),
         )
         .set((
-            operations::state.eq(SUPERSEDED),
+            operations::state.eq(OperationState::Superseded),
             operations::message.eq("Superseded by a newer rebuild request."),
             operations::date_updated.eq(now),
         ))
         .execute(c))?;
     }
-    let payload = request.payload.to_string();
     let new = NewOperation {
-        kind: request.kind.as_str(),
+        kind: request.kind,
         product_id: request.product_id,
         edition_id: request.edition_id,
         build_id: request.build_id,
-        payload: &payload,
+        payload: &request.payload,
         not_before: now,
         date_created: now,
         date_updated: now,
@@ -100,10 +76,10 @@ pub fn editions_pending_rebuild(
 ) -> QueryResult<HashSet<i64>> {
     let ids: Vec<Option<i64>> = with_connection!(conn, c => operations::table
         .filter(operations::edition_id.eq_any(edition_ids))
-        .filter(operations::state.eq_any([READY, WORKING]))
+        .filter(operations::state.eq_any(OperationState::UNFINISHED))
         .filter(operations::kind.eq_any([
-            OperationKind::RebuildEdition.as_str(),
-            OperationKind::RenameEdition.as_str(),
+            OperationKind::RebuildEdition,
+            OperationKind::RenameEdition,
         ]))
         .select(operations::edition_id)
         .distinct()
@@ -118,7 +94,7 @@ pub fn active_operation_for_edition(
 ) -> QueryResult<Option<Operation>> {
     with_connection!(conn, c => operations::table
         .filter(operations::edition_id.eq(edition_id))
-        .filter(operations::state.eq_any([READY, WORKING]))
+        .filter(operations::state.eq_any(OperationState::UNFINISHED))
         .order(operations::id.desc())
         .select(Operation::as_select())
         .first(c)

@@ -43,6 +43,15 @@ pub(crate) fn shown(raw: &str) -> impl fmt::Display + '_ {
     Shown(raw)
 }
 
+/// `a, b or c`.
+pub(crate) fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [only] => (*only).to_owned(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
 /// Implements `Display`, `FromStr`, `TryFrom<&str>`, `TryFrom<String>` and serde (as a plain
 /// string) for a type with `fn as_str(&self) -> &str` and `fn parse(&str) -> Result<Self, DomainError>`.
 macro_rules! string_conversions {

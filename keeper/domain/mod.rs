@@ -1,7 +1,11 @@
-//! Pure domain rules, without I/O.
+//! Pure domain rules and values, without I/O. (Closed vocabularies derive diesel's
+//! `AsExpression`/`FromSqlRow` so that columns can hold them; their conversions live in
+//! `db::text_enum`.)
 
 mod error;
 pub mod keys;
+pub mod operation;
+pub mod organization;
 pub mod permissions;
 pub mod slugs;
 pub mod tracking;
@@ -11,6 +15,8 @@ pub mod versions;
 
 pub use error::DomainError;
 pub use keys::{BucketPrefix, SurrogateKey};
+pub use operation::{OperationKind, OperationState};
+pub use organization::{CdnKind, StoreKind, UrlLayout};
 pub use permissions::Permissions;
 pub use slugs::{edition_slug_from_git_refs, next_build_slug, BuildSlug, EditionSlug, ProductSlug};
 pub use tracking::{edition_accepts, edition_kind, EditionKind, TrackingMode};

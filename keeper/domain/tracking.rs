@@ -7,7 +7,10 @@ use super::versions::{
 };
 
 /// How an edition picks up newly confirmed builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, diesel::AsExpression, diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum TrackingMode {
     /// The build's ref list equals the tracked refs (the default).
     #[default]
@@ -132,7 +135,8 @@ fn newest_version_accepts(
 }
 
 /// What an edition shows, derived from its slug and tracked refs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum EditionKind {
     /// The default edition (`__main`).
     Main,

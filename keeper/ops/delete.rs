@@ -3,38 +3,74 @@
 
 use anyhow::Context;
 use diesel::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::db::builds::find_build;
 use crate::db::editions::find_edition_row;
-use crate::db::models::Operation;
+use crate::db::models::{Build, Edition, Operation, Product};
 use crate::db::products::find_product_by_id;
 use crate::db::schema::editions;
-use crate::domain::{BucketPrefix, BuildSlug, EditionSlug, ProductSlug};
+use crate::db::DbConnection;
+use crate::domain::{BucketPrefix, BuildSlug, EditionSlug, OperationKind, ProductSlug};
 use crate::ops::copy::delete_prefix;
 use crate::ops::purge::purge_keys;
-use crate::ops::{with_db, OpError, Outcome, Services};
+use crate::ops::{
+    enqueue_kind, read_payload, stored, with_db, OpError, Outcome, Services, Targets,
+};
 use crate::with_connection;
 
-#[derive(Debug, Deserialize)]
-struct EditionPayload {
-    product: String,
-    edition: String,
+/// Which edition prefix goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditionPayload {
+    pub product: ProductSlug,
+    pub edition: EditionSlug,
 }
 
-#[derive(Debug, Deserialize)]
-struct BuildPayload {
-    product: String,
-    build: String,
+/// Which build prefix goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildPayload {
+    pub product: ProductSlug,
+    pub build: BuildSlug,
 }
 
-fn invalid(err: crate::domain::DomainError) -> OpError {
-    OpError::Permanent(err.to_string())
+/// Records deleting `edition`'s objects (and then its row, already marked ended).
+pub fn enqueue_edition(
+    conn: &mut DbConnection,
+    product: &Product,
+    edition: &Edition,
+) -> QueryResult<Operation> {
+    let payload = EditionPayload {
+        product: stored(ProductSlug::parse(&product.slug))?,
+        edition: stored(EditionSlug::parse(&edition.slug))?,
+    };
+    let targets = Targets {
+        product: Some(product.id),
+        edition: Some(edition.id),
+        build: None,
+    };
+    enqueue_kind(conn, OperationKind::DeleteEdition, targets, &payload)
+}
+
+/// Records deleting deprecated `build`'s objects.
+pub fn enqueue_build(
+    conn: &mut DbConnection,
+    product: &Product,
+    build: &Build,
+) -> QueryResult<Operation> {
+    let payload = BuildPayload {
+        product: stored(ProductSlug::parse(&product.slug))?,
+        build: stored(BuildSlug::parse(&build.slug))?,
+    };
+    let targets = Targets {
+        product: Some(product.id),
+        edition: None,
+        build: Some(build.id),
+    };
+    enqueue_kind(conn, OperationKind::DeleteBuild, targets, &payload)
 }
 
 pub async fn edition(services: &Services, operation: &Operation) -> Result<Outcome, OpError> {
-    let payload: EditionPayload = serde_json::from_str(&operation.payload)
-        .map_err(|err| OpError::Permanent(format!("unreadable delete payload: {err}")))?;
+    let payload: EditionPayload = read_payload(operation)?;
     let edition_id = operation.edition_id;
     let keys = with_db(&services.pool, move |conn| {
         let Some(id) = edition_id else {
@@ -48,11 +84,7 @@ pub async fn edition(services: &Services, operation: &Operation) -> Result<Outco
         Ok(vec![edition.surrogate_key, product.surrogate_key])
     })
     .await?;
-    let product = ProductSlug::parse(&payload.product).map_err(invalid)?;
-    let prefix = BucketPrefix::edition(
-        &product,
-        &EditionSlug::parse(&payload.edition).map_err(invalid)?,
-    );
+    let prefix = BucketPrefix::edition(&payload.product, &payload.edition);
     let deleted = delete_prefix(&services.store, &prefix, services.config.copy_concurrency).await?;
     purge_keys(services, &keys).await?;
     tracing::info!(operation.id = operation.id, prefix = %prefix, deleted, "edition deleted");
@@ -71,8 +103,7 @@ pub async fn edition(services: &Services, operation: &Operation) -> Result<Outco
 }
 
 pub async fn build(services: &Services, operation: &Operation) -> Result<Outcome, OpError> {
-    let payload: BuildPayload = serde_json::from_str(&operation.payload)
-        .map_err(|err| OpError::Permanent(format!("unreadable delete payload: {err}")))?;
+    let payload: BuildPayload = read_payload(operation)?;
     let build_id = operation.build_id;
     let keys = with_db(&services.pool, move |conn| {
         let Some(id) = build_id else {
@@ -83,11 +114,7 @@ pub async fn build(services: &Services, operation: &Operation) -> Result<Outcome
         Ok(vec![build.surrogate_key, product.surrogate_key])
     })
     .await?;
-    let product = ProductSlug::parse(&payload.product).map_err(invalid)?;
-    let prefix = BucketPrefix::build(
-        &product,
-        &BuildSlug::parse(&payload.build).map_err(invalid)?,
-    );
+    let prefix = BucketPrefix::build(&payload.product, &payload.build);
     let deleted = delete_prefix(&services.store, &prefix, services.config.copy_concurrency).await?;
     purge_keys(services, &keys).await?;
     tracing::info!(operation.id = operation.id, prefix = %prefix, deleted, "build deleted");

@@ -13,14 +13,19 @@ pub mod worker;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use diesel::OptionalExtension;
+use diesel::result::Error as DieselError;
+use diesel::{OptionalExtension, QueryResult};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::backends::OrgBackends;
 use crate::cdn::Purger;
 use crate::config::WorkerConfig;
 use crate::db::models::Operation;
+use crate::db::operations::{enqueue, Enqueue};
 use crate::db::organizations::find_settings_of_product;
 use crate::db::{DbConnection, DbPool};
+use crate::domain::{DomainError, OperationKind};
 use crate::storage::ObjectStore;
 
 /// What an operation works with: the database, a store and CDN, the settings. The worker's
@@ -138,6 +143,49 @@ impl ProgressCounter {
             total: (total >= 0).then_some(total),
         }
     }
+}
+
+/// The rows an operation is about; each `SET NULL` when its row goes, so the payload carries
+/// what the work needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Targets {
+    pub product: Option<i64>,
+    pub edition: Option<i64>,
+    pub build: Option<i64>,
+}
+
+/// Records a READY operation of `kind` with its payload, in the caller's transaction. Each kind
+/// calls this from its own `enqueue` with its own payload type.
+fn enqueue_kind<P: Serialize>(
+    conn: &mut DbConnection,
+    kind: OperationKind,
+    targets: Targets,
+    payload: &P,
+) -> QueryResult<Operation> {
+    let payload = serde_json::to_string(payload)
+        .map_err(|err| DieselError::SerializationError(Box::new(err)))?;
+    enqueue(
+        conn,
+        &Enqueue {
+            kind,
+            product_id: targets.product,
+            edition_id: targets.edition,
+            build_id: targets.build,
+            payload,
+        },
+    )
+}
+
+/// A slug read from a row, in its type; a stored value that breaks its rule is a fault of the
+/// row (reported like any value diesel cannot read), not of the request.
+fn stored<T>(parsed: Result<T, DomainError>) -> QueryResult<T> {
+    parsed.map_err(|err| DieselError::DeserializationError(Box::new(err)))
+}
+
+/// The operation's payload in its kind's type; one that cannot be read fails the operation.
+fn read_payload<P: DeserializeOwned>(operation: &Operation) -> Result<P, OpError> {
+    serde_json::from_str(&operation.payload)
+        .map_err(|err| OpError::Permanent(format!("unreadable {} payload: {err}", operation.kind)))
 }
 
 /// Runs blocking database work on the blocking pool with a pooled connection.

@@ -1,20 +1,41 @@
 //! `purge`: a CDN purge by surrogate key, retried on its own; and the purge step of the other
 //! kinds. A failed purge fails the operation (it is retried like any other failure).
 
-use serde::Deserialize;
+use diesel::QueryResult;
+use serde::{Deserialize, Serialize};
 
 use crate::db::models::Operation;
-use crate::ops::{OpError, Outcome, Services};
+use crate::db::DbConnection;
+use crate::domain::{OperationKind, SurrogateKey};
+use crate::ops::{enqueue_kind, read_payload, OpError, Outcome, Services, Targets};
 
-#[derive(Debug, Deserialize)]
-struct Payload {
-    keys: Vec<String>,
+/// The surrogate keys to purge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payload {
+    pub keys: Vec<SurrogateKey>,
+}
+
+/// Records a purge of `keys` on behalf of `product`.
+pub fn enqueue(
+    conn: &mut DbConnection,
+    product: Option<i64>,
+    keys: Vec<SurrogateKey>,
+) -> QueryResult<Operation> {
+    let targets = Targets {
+        product,
+        ..Targets::default()
+    };
+    enqueue_kind(conn, OperationKind::Purge, targets, &Payload { keys })
 }
 
 pub async fn run(services: &Services, operation: &Operation) -> Result<Outcome, OpError> {
-    let payload: Payload = serde_json::from_str(&operation.payload)
-        .map_err(|err| OpError::Permanent(format!("unreadable purge payload: {err}")))?;
-    purge_keys(services, &payload.keys).await?;
+    let payload: Payload = read_payload(operation)?;
+    let keys: Vec<String> = payload
+        .keys
+        .iter()
+        .map(|key| key.as_str().to_owned())
+        .collect();
+    purge_keys(services, &keys).await?;
     Ok(Outcome::done())
 }
 

@@ -14,14 +14,11 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Text, Timestamp};
 
 use crate::db::models::{now, Operation};
-use crate::db::operations::{READY, WORKING};
 use crate::db::schema::operations;
 use crate::db::DbConnection;
+use crate::domain::OperationState;
 use crate::retry::{Backoff, Jitter};
 use crate::with_connection;
-
-pub const OK: &str = "OK";
-pub const FAILED: &str = "FAILED";
 
 /// Transitions are retried this many times in all on a serialization failure or busy database.
 const TRANSITION_ATTEMPTS: u32 = 8;
@@ -142,7 +139,7 @@ pub fn finish_ok(
         let now = now();
         let changed = with_connection!(conn, c => diesel::update(owned(id, worker_id))
             .set((
-                operations::state.eq(OK),
+                operations::state.eq(OperationState::Ok),
                 operations::message.eq(message),
                 operations::lease_until.eq(None::<NaiveDateTime>),
                 operations::progress_done.eq(progress.done),
@@ -181,7 +178,7 @@ pub fn record_failure(
             AfterFailure::Retry { after } => {
                 with_connection!(conn, c => diesel::update(owned(id, worker_id))
                     .set((
-                        operations::state.eq(READY),
+                        operations::state.eq(OperationState::Ready),
                         operations::message.eq(message),
                         operations::not_before.eq(lease_end(now, after)),
                         operations::lease_until.eq(None::<NaiveDateTime>),
@@ -192,7 +189,7 @@ pub fn record_failure(
             }
             AfterFailure::Fail => with_connection!(conn, c => diesel::update(owned(id, worker_id))
                 .set((
-                    operations::state.eq(FAILED),
+                    operations::state.eq(OperationState::Failed),
                     operations::message.eq(message),
                     operations::lease_until.eq(None::<NaiveDateTime>),
                     operations::date_updated.eq(now),
@@ -209,7 +206,7 @@ pub fn release(conn: &mut DbConnection, id: i64, worker_id: &str) -> QueryResult
         let now = now();
         let changed = with_connection!(conn, c => diesel::update(owned(id, worker_id))
             .set((
-                operations::state.eq(READY),
+                operations::state.eq(OperationState::Ready),
                 operations::not_before.eq(now),
                 operations::attempts.eq(operations::attempts - 1),
                 operations::lease_until.eq(None::<NaiveDateTime>),
@@ -225,7 +222,7 @@ pub fn release(conn: &mut DbConnection, id: i64, worker_id: &str) -> QueryResult
 #[derive(Debug, PartialEq, Eq)]
 pub enum RetryRefusal {
     NotFound,
-    NotFailed(String),
+    NotFailed(OperationState),
 }
 
 /// Puts a FAILED operation back to READY with a fresh attempt count (`POST /operations/<id>/retry`).
@@ -243,12 +240,12 @@ pub fn retry_failed(
         else {
             return Ok(Err(RetryRefusal::NotFound));
         };
-        if current.state != FAILED {
+        if current.state != OperationState::Failed {
             return Ok(Err(RetryRefusal::NotFailed(current.state)));
         }
         let updated = with_connection!(conn, c => diesel::update(operations::table.find(id))
             .set((
-                operations::state.eq(READY),
+                operations::state.eq(OperationState::Ready),
                 operations::attempts.eq(0),
                 operations::not_before.eq(now),
                 operations::worker_id.eq(None::<String>),
@@ -270,11 +267,11 @@ pub struct QueueCounts {
 
 pub fn counts(conn: &mut DbConnection) -> QueryResult<QueueCounts> {
     let unfinished = with_connection!(conn, c => operations::table
-        .filter(operations::state.eq_any([READY, WORKING]))
+        .filter(operations::state.eq_any(OperationState::UNFINISHED))
         .count()
         .get_result(c))?;
     let failed = with_connection!(conn, c => operations::table
-        .filter(operations::state.eq(FAILED))
+        .filter(operations::state.eq(OperationState::Failed))
         .count()
         .get_result(c))?;
     Ok(QueueCounts { unfinished, failed })
@@ -287,7 +284,7 @@ pub fn backoff(attempts: i32, initial: Duration, max: Duration) -> Duration {
 
 type ClaimedRow = diesel::dsl::Filter<
     diesel::dsl::Find<operations::table, i64>,
-    diesel::dsl::Eq<operations::state, &'static str>,
+    diesel::dsl::Eq<operations::state, OperationState>,
 >;
 type OwnedRow = diesel::dsl::Filter<ClaimedRow, diesel::dsl::Eq<operations::worker_id, String>>;
 
@@ -295,7 +292,7 @@ type OwnedRow = diesel::dsl::Filter<ClaimedRow, diesel::dsl::Eq<operations::work
 fn owned(id: i64, worker_id: &str) -> OwnedRow {
     operations::table
         .find(id)
-        .filter(operations::state.eq(WORKING))
+        .filter(operations::state.eq(OperationState::Working))
         .filter(operations::worker_id.eq(worker_id.to_owned()))
 }
 

@@ -5,24 +5,50 @@
 
 use anyhow::Context;
 use diesel::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::db::builds::find_build;
 use crate::db::editions::find_edition_row;
-use crate::db::models::{now, Operation};
+use crate::db::models::{now, Build, Edition, Operation, Product};
 use crate::db::products::find_product_by_id;
 use crate::db::schema::editions;
+use crate::db::DbConnection;
+use crate::domain::OperationKind;
 use crate::domain::{BucketPrefix, BuildSlug, EditionSlug, ProductSlug};
 use crate::ops::copy::{mirror, remove_leftovers, LEFTOVER_LIMIT};
 use crate::ops::purge::purge_keys;
-use crate::ops::{with_db, OpError, Outcome, ProgressCounter, Services};
+use crate::ops::{
+    enqueue_kind, read_payload, stored, with_db, OpError, Outcome, ProgressCounter, Services,
+    Targets,
+};
 use crate::with_connection;
 
-#[derive(Debug, Deserialize)]
-struct Payload {
-    product: String,
-    edition: String,
-    build: String,
+/// What a rebuild copies from where to where: the slugs the request saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payload {
+    pub product: ProductSlug,
+    pub edition: EditionSlug,
+    pub build: BuildSlug,
+}
+
+/// Records a rebuild of `edition` from `build`, superseding the edition's queued rebuilds.
+pub fn enqueue(
+    conn: &mut DbConnection,
+    product: &Product,
+    edition: &Edition,
+    build: &Build,
+) -> QueryResult<Operation> {
+    let payload = Payload {
+        product: stored(ProductSlug::parse(&product.slug))?,
+        edition: stored(EditionSlug::parse(&edition.slug))?,
+        build: stored(BuildSlug::parse(&build.slug))?,
+    };
+    let targets = Targets {
+        product: Some(product.id),
+        edition: Some(edition.id),
+        build: Some(build.id),
+    };
+    enqueue_kind(conn, OperationKind::RebuildEdition, targets, &payload)
 }
 
 pub async fn run(
@@ -30,8 +56,7 @@ pub async fn run(
     operation: &Operation,
     progress: &std::sync::Arc<ProgressCounter>,
 ) -> Result<Outcome, OpError> {
-    let payload: Payload = serde_json::from_str(&operation.payload)
-        .map_err(|err| OpError::Permanent(format!("unreadable rebuild payload: {err}")))?;
+    let payload: Payload = read_payload(operation)?;
     let (edition_id, build_id) = match (operation.edition_id, operation.build_id) {
         (Some(edition), Some(build)) => (edition, build),
         (None, _) => {
@@ -80,16 +105,8 @@ pub async fn run(
             }
         )));
     }
-    let invalid = |err: crate::domain::DomainError| OpError::Permanent(err.to_string());
-    let product_slug = ProductSlug::parse(&payload.product).map_err(invalid)?;
-    let from = BucketPrefix::build(
-        &product_slug,
-        &BuildSlug::parse(&payload.build).map_err(invalid)?,
-    );
-    let to = BucketPrefix::edition(
-        &product_slug,
-        &EditionSlug::parse(&payload.edition).map_err(invalid)?,
-    );
+    let from = BucketPrefix::build(&payload.product, &payload.build);
+    let to = BucketPrefix::edition(&payload.product, &payload.edition);
     let config = &services.config;
     let store = &services.store;
     let leftovers = mirror(

@@ -3,21 +3,47 @@
 //! prefix (nothing once it was deleted), and deleting a missing object is not an error.
 
 use anyhow::Context;
-use serde::Deserialize;
+use diesel::QueryResult;
+use serde::{Deserialize, Serialize};
 
 use crate::db::editions::find_edition_row;
-use crate::db::models::Operation;
+use crate::db::models::{Edition, Operation, Product};
 use crate::db::products::find_product_by_id;
-use crate::domain::{BucketPrefix, EditionSlug, ProductSlug};
+use crate::db::DbConnection;
+use crate::domain::{BucketPrefix, EditionSlug, OperationKind, ProductSlug};
 use crate::ops::copy::{delete_prefix, mirror, remove_leftovers, LEFTOVER_LIMIT};
 use crate::ops::purge::purge_keys;
-use crate::ops::{with_db, OpError, Outcome, ProgressCounter, Services};
+use crate::ops::{
+    enqueue_kind, read_payload, stored, with_db, OpError, Outcome, ProgressCounter, Services,
+    Targets,
+};
 
-#[derive(Debug, Deserialize)]
-struct Payload {
-    product: String,
-    from: String,
-    to: String,
+/// Which prefix moves where: the slugs the request saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payload {
+    pub product: ProductSlug,
+    pub from: EditionSlug,
+    pub to: EditionSlug,
+}
+
+/// Records moving `edition`'s objects from its current slug's prefix to `to`'s.
+pub fn enqueue(
+    conn: &mut DbConnection,
+    product: &Product,
+    edition: &Edition,
+    to: &EditionSlug,
+) -> QueryResult<Operation> {
+    let payload = Payload {
+        product: stored(ProductSlug::parse(&product.slug))?,
+        from: stored(EditionSlug::parse(&edition.slug))?,
+        to: to.clone(),
+    };
+    let targets = Targets {
+        product: Some(product.id),
+        edition: Some(edition.id),
+        build: None,
+    };
+    enqueue_kind(conn, OperationKind::RenameEdition, targets, &payload)
 }
 
 pub async fn run(
@@ -25,8 +51,7 @@ pub async fn run(
     operation: &Operation,
     progress: &std::sync::Arc<ProgressCounter>,
 ) -> Result<Outcome, OpError> {
-    let payload: Payload = serde_json::from_str(&operation.payload)
-        .map_err(|err| OpError::Permanent(format!("unreadable rename payload: {err}")))?;
+    let payload: Payload = read_payload(operation)?;
     let Some(edition_id) = operation.edition_id else {
         return Ok(Outcome::with_message(Some(
             "The edition no longer exists; nothing to rename.".into(),
@@ -47,16 +72,8 @@ pub async fn run(
             "The edition no longer exists; nothing to rename.".into(),
         )));
     };
-    let invalid = |err: crate::domain::DomainError| OpError::Permanent(err.to_string());
-    let product_slug = ProductSlug::parse(&payload.product).map_err(invalid)?;
-    let from = BucketPrefix::edition(
-        &product_slug,
-        &EditionSlug::parse(&payload.from).map_err(invalid)?,
-    );
-    let to = BucketPrefix::edition(
-        &product_slug,
-        &EditionSlug::parse(&payload.to).map_err(invalid)?,
-    );
+    let from = BucketPrefix::edition(&payload.product, &payload.from);
+    let to = BucketPrefix::edition(&payload.product, &payload.to);
     if from == to {
         return Ok(Outcome::done());
     }

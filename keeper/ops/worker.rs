@@ -11,7 +11,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::db::models::Operation;
-use crate::db::operations::OperationKind;
+use crate::domain::OperationKind;
 use crate::ops::queue::{self, AfterFailure, QueueCounts};
 use crate::ops::{
     delete, purge, rebuild, rename, with_db, OpError, Outcome, ProgressCounter, Services,
@@ -87,7 +87,7 @@ impl Worker {
     }
 
     /// Runs operations until none is READY or WORKING (waiting out backoffs), and reports what
-    /// is left: the in-process drain of tests and of `keeper worker --drain`-style use.
+    /// is left: the tests' drain.
     pub async fn drain(&self) -> anyhow::Result<QueueCounts> {
         let (_keep, stop) = watch::channel(false);
         loop {
@@ -254,20 +254,11 @@ async fn run_kind(
     progress: &Arc<ProgressCounter>,
 ) -> Result<Outcome, OpError> {
     let services = &services.for_operation(operation).await?;
-    let kind = operation.kind.as_str();
-    if kind == OperationKind::RebuildEdition.as_str() {
-        rebuild::run(services, operation, progress).await
-    } else if kind == OperationKind::RenameEdition.as_str() {
-        rename::run(services, operation, progress).await
-    } else if kind == OperationKind::DeleteEdition.as_str() {
-        delete::edition(services, operation).await
-    } else if kind == OperationKind::DeleteBuild.as_str() {
-        delete::build(services, operation).await
-    } else if kind == OperationKind::Purge.as_str() {
-        purge::run(services, operation).await
-    } else {
-        Err(OpError::Permanent(format!(
-            "this keeper does not run operations of kind {kind:?}"
-        )))
+    match operation.kind {
+        OperationKind::RebuildEdition => rebuild::run(services, operation, progress).await,
+        OperationKind::RenameEdition => rename::run(services, operation, progress).await,
+        OperationKind::DeleteEdition => delete::edition(services, operation).await,
+        OperationKind::DeleteBuild => delete::build(services, operation).await,
+        OperationKind::Purge => purge::run(services, operation).await,
     }
 }

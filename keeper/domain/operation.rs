@@ -1,0 +1,59 @@
+//! The vocabulary of durable operations (DESIGN.md section 5): their kinds and states. Stored
+//! as text (`db::text_enum`); the operation kinds themselves live in `ops/`, one file each.
+
+use super::error::{shown, string_conversions, DomainError};
+use super::organization::named_values;
+
+named_values!(
+    /// What an operation does. `ops::worker` dispatches on it with an exhaustive `match`.
+    OperationKind, "kind", "operation kind", {
+        /// Copy a build over an edition, remove leftovers, purge (`ops::rebuild`).
+        RebuildEdition => "rebuild_edition",
+        /// Move an edition's objects to its new slug's prefix (`ops::rename`).
+        RenameEdition => "rename_edition",
+        /// Delete an edition's objects, then its row (`ops::delete`).
+        DeleteEdition => "delete_edition",
+        /// Delete a deprecated build's objects (`ops::delete`).
+        DeleteBuild => "delete_build",
+        /// Purge surrogate keys from the CDN (`ops::purge`).
+        Purge => "purge",
+    }
+);
+
+named_values!(
+    /// Where an operation is: `READY -> WORKING -> OK | FAILED`, or `SUPERSEDED` by a newer
+    /// request before it was claimed.
+    OperationState, "state", "operation state", {
+        /// Waiting to be claimed (after `not_before`).
+        Ready => "READY",
+        /// Claimed by a worker whose lease has not run out.
+        Working => "WORKING",
+        /// Done.
+        Ok => "OK",
+        /// Gave up; an operator may retry it.
+        Failed => "FAILED",
+        /// A newer rebuild of the same edition replaced it before it ran.
+        Superseded => "SUPERSEDED",
+    }
+);
+
+impl OperationState {
+    /// Not finished yet: the states a worker still has to act on.
+    pub const UNFINISHED: [Self; 2] = [Self::Ready, Self::Working];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for kind in OperationKind::ALL {
+            assert_eq!(OperationKind::parse(kind.as_str()), Ok(*kind));
+        }
+        for state in OperationState::ALL {
+            assert_eq!(OperationState::parse(state.as_str()), Ok(*state));
+        }
+        assert!(OperationKind::parse("dashboard").is_err());
+    }
+}
