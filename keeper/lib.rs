@@ -1,11 +1,14 @@
 //! LTD Keeper: the documentation hosting control plane (products, builds, editions).
 //!
 //! The binary (`keeper/main.rs`) only calls [`cli::main`]; everything lives here.
+//! `docs/architecture.md` has the module map and the arrows allowed between modules. What is
+//! `pub` here is what the binary, the integration tests and the benchmarks use; the rest is
+//! `pub(crate)`.
 
 pub mod api;
 pub mod auth;
 pub mod backends;
-pub mod catalog;
+pub(crate) mod catalog;
 pub mod cdn;
 pub mod cli;
 pub mod client;
@@ -13,13 +16,13 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod domain;
-pub mod error;
+pub(crate) mod error;
 pub mod ops;
 pub mod org_admin;
-pub mod retry;
-pub mod server;
-pub mod shutdown;
+pub(crate) mod retry;
+pub(crate) mod server;
+pub(crate) mod shutdown;
 pub mod startup;
 pub mod storage;
-pub mod telemetry;
-pub mod worker;
+pub(crate) mod telemetry;
+pub(crate) mod worker;

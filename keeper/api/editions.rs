@@ -76,8 +76,8 @@ pub struct EditionPatchRequest {
     #[serde(default)]
     pub build_url: Option<String>,
     /// Accepted for compatibility and ignored: the flag is derived from the operations.
-    #[serde(default)]
-    pub pending_rebuild: Option<bool>,
+    #[serde(default, rename = "pending_rebuild")]
+    pub _pending_rebuild: Option<bool>,
 }
 
 struct Loaded {

@@ -4,22 +4,22 @@
 
 pub mod app;
 pub mod builds;
-pub mod database;
-pub mod editions;
-pub mod health;
-pub mod identity;
-pub mod json;
-pub mod openapi;
-pub mod operations;
-pub mod products;
-pub mod publishing;
-pub mod request_log;
-pub mod root;
+pub(crate) mod database;
+pub(crate) mod editions;
+pub(crate) mod health;
+pub(crate) mod identity;
+pub(crate) mod json;
+pub(crate) mod openapi;
+pub(crate) mod operations;
+pub(crate) mod products;
+pub(crate) mod publishing;
+pub(crate) mod request_log;
+pub(crate) mod root;
 pub mod sites;
-pub mod token;
-pub mod tokens;
+pub(crate) mod token;
+pub(crate) mod tokens;
 pub mod uploads;
-pub mod users;
+pub(crate) mod users;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 

@@ -3,6 +3,6 @@
 //! (`api::identity`).
 
 pub mod api_token;
-pub mod issue;
+pub(crate) mod issue;
 pub mod password;
 pub mod session;

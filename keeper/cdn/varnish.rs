@@ -15,7 +15,6 @@ pub struct VarnishPurger {
     client: reqwest::Client,
     urls: Vec<Url>,
     retry: RetryPolicy,
-    soft: bool,
 }
 
 impl VarnishPurger {
@@ -28,28 +27,15 @@ impl VarnishPurger {
             client,
             urls,
             retry: RetryPolicy::default(),
-            soft: false,
         }
     }
 
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// Sends `xkey-softpurge` instead of `xkey` (objects stay servable while stale).
-    pub fn soft(mut self, soft: bool) -> Self {
-        self.soft = soft;
-        self
-    }
-
     async fn purge_one(&self, url: &Url, keys: &str) -> Result<(), PurgeError> {
-        let header = if self.soft { "xkey-softpurge" } else { "xkey" };
         let method = Method::from_bytes(b"PURGE").unwrap_or(Method::POST);
         let response = self
             .client
             .request(method, url.clone())
-            .header(header, keys)
+            .header("xkey", keys)
             .send()
             .await
             .map_err(|source| PurgeError::Network {

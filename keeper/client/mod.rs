@@ -11,7 +11,7 @@
 //!
 //! Any failure stops the upload before step 5: the build stays unconfirmed and no edition moves.
 
-pub mod progress;
+pub(crate) mod progress;
 pub mod site;
 
 use std::collections::BTreeMap;

@@ -25,19 +25,6 @@ pub fn find_edition_row(conn: &mut DbConnection, id: i64) -> QueryResult<Option<
         .optional())
 }
 
-pub fn find_edition_by_slug(
-    conn: &mut DbConnection,
-    product_id: i64,
-    slug: &str,
-) -> QueryResult<Option<Edition>> {
-    with_connection!(conn, c => editions::table
-        .filter(editions::product_id.eq(product_id))
-        .filter(editions::slug.eq(slug))
-        .select(Edition::as_select())
-        .first(c)
-        .optional())
-}
-
 /// Live (not deleted) editions of a product, oldest first.
 pub fn list_editions(conn: &mut DbConnection, product_id: i64) -> QueryResult<Vec<Edition>> {
     with_connection!(conn, c => editions::table

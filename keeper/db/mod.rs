@@ -1,17 +1,17 @@
 //! The database of record: connections, pool, schema, migrations and queries.
 
-pub mod builds;
+pub(crate) mod builds;
 pub mod connection;
-pub mod editions;
+pub(crate) mod editions;
 pub mod migrations;
 pub mod models;
-pub mod operations;
+pub(crate) mod operations;
 pub mod organizations;
 pub mod pool;
-pub mod products;
+pub(crate) mod products;
 pub mod schema;
-pub mod settings;
-pub mod text_enum;
+pub(crate) mod settings;
+pub(crate) mod text_enum;
 pub mod tokens;
 pub mod users;
 pub mod violation;

@@ -3,15 +3,15 @@
 //! `db::text_enum`.)
 
 mod error;
-pub mod keys;
-pub mod operation;
-pub mod organization;
-pub mod permissions;
-pub mod slugs;
-pub mod tracking;
-pub mod urls;
-pub mod username;
-pub mod versions;
+pub(crate) mod keys;
+pub(crate) mod operation;
+pub(crate) mod organization;
+pub(crate) mod permissions;
+pub(crate) mod slugs;
+pub(crate) mod tracking;
+pub(crate) mod urls;
+pub(crate) mod username;
+pub(crate) mod versions;
 
 pub use error::DomainError;
 pub use keys::{BucketPrefix, SurrogateKey};

@@ -39,10 +39,6 @@ impl Worker {
         }
     }
 
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// Runs until `stop` turns true, then releases what it holds and returns.
     pub async fn run(&self, mut stop: watch::Receiver<bool>) {
         let config = &self.services.config;
