@@ -7,9 +7,21 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-/// Every `"KEEPER_..."` string literal in the configuration code.
+/// Every `"KEEPER_..."` string literal in the configuration code (`keeper/config/`, one file
+/// per area).
 fn variables_read_by_the_code() -> BTreeSet<String> {
-    let source = read("keeper/config.rs");
+    let dir = format!("{}/keeper/config", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "the configuration areas moved: {files:?}");
+    let source: String = files
+        .iter()
+        .map(|path| std::fs::read_to_string(path).unwrap())
+        .collect();
     source
         .split('"')
         .skip(1)
