@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 
 use crate::backends::OrgBackends;
-use crate::config::{parse_endpoint_url, parse_varnish_urls};
+use crate::config::{parse_varnish_urls, S3Config, S3Parts, S3Problem, DEFAULT_S3_ATTEMPT_TIMEOUT};
 use crate::crypto::EncryptionKeys;
 use crate::db::models::OrganizationSettings;
 use crate::db::organizations::{
@@ -252,21 +252,29 @@ pub fn check(settings: &OrganizationSettings) -> Result<(), String> {
     if OrgBackends::is_default(settings) {
         return Ok(());
     }
-    if settings.bucket_name.is_empty() {
-        return Err(
-            "an organization needs its own S3 bucket (--bucket); only the default organization \
-             uses keeper's local store"
-                .into(),
-        );
-    }
-    if settings.s3_access_key_id.is_some() != settings.s3_secret_access_key_encrypted.is_some() {
-        return Err(format!(
-            "--s3-access-key-id and its secret ({S3_SECRET_VARIABLE}) go together"
-        ));
-    }
-    if let Some(endpoint) = &settings.s3_endpoint_url {
-        parse_endpoint_url(endpoint).map_err(|err| format!("--s3-endpoint-url: {err}"))?;
-    }
+    // The same constructor the worker builds the bucket's client with.
+    S3Config::new(S3Parts {
+        bucket: &settings.bucket_name,
+        region: settings.s3_region.as_deref(),
+        endpoint_url: settings.s3_endpoint_url.as_deref(),
+        path_style: settings.s3_path_style,
+        access_key_id: settings.s3_access_key_id.clone(),
+        // Only whether it is set matters here; the worker decrypts it.
+        secret_access_key: settings
+            .s3_secret_access_key_encrypted
+            .as_ref()
+            .map(|_| secrecy::SecretString::from(String::new())),
+        attempt_timeout: DEFAULT_S3_ATTEMPT_TIMEOUT,
+    })
+    .map_err(|problem| match problem {
+        S3Problem::NoBucket => "an organization needs its own S3 bucket (--bucket); only the \
+                                default organization uses keeper's local store"
+            .to_owned(),
+        S3Problem::Endpoint(message) => format!("--s3-endpoint-url: {message}"),
+        S3Problem::HalfCredentials => {
+            format!("--s3-access-key-id and its secret ({S3_SECRET_VARIABLE}) go together")
+        }
+    })?;
     match settings.cdn_kind {
         CdnKind::None => {}
         CdnKind::Fastly => {

@@ -25,13 +25,12 @@ use actix_web::{guard, web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use percent_encoding::percent_decode_str;
 
 use crate::api::app::KeepBody;
+use crate::domain::{BucketPrefix, BuildSlug, EditionSlug, ProductSlug};
 use crate::error::ApiError;
 use crate::storage::{ObjectHead, ObjectStore, StorageError};
 
 /// Where the default organization's products are served (path layout).
 pub const PATH_PREFIX: &str = "/docs";
-/// The default edition's slug.
-pub const MAIN_EDITION: &str = "__main";
 
 #[derive(Debug, Clone)]
 pub struct SiteServer {
@@ -121,28 +120,50 @@ pub fn resolve(product: &str, rest: &str) -> Target {
             _ => return Target::NotFound,
         }
     }
-    let (base, tail): (String, &[String]) = match segments.as_slice() {
+    // Keys come from the prefix constructors: a name that is not a valid slug can hold no
+    // object, so it is not looked up.
+    let Ok(product) = ProductSlug::parse(product) else {
+        return Target::NotFound;
+    };
+    let (base, tail): (Option<BucketPrefix>, &[String]) = match segments.as_slice() {
         [kind, name, tail @ ..] if (kind == "v" || kind == "builds") && !name.is_empty() => {
             if tail.is_empty() {
                 return Target::AddSlash;
             }
-            (format!("{product}/{kind}/{name}"), tail)
+            let prefix = if kind == "v" {
+                EditionSlug::parse(name)
+                    .ok()
+                    .map(|edition| BucketPrefix::edition(&product, &edition))
+            } else {
+                BuildSlug::parse(name)
+                    .ok()
+                    .map(|build| BucketPrefix::build(&product, &build))
+            };
+            (prefix, tail)
         }
         [kind, empty] if (kind == "v" || kind == "builds") && empty.is_empty() => {
             return Target::NotFound
         }
-        tail => (format!("{product}/v/{MAIN_EDITION}"), tail),
+        tail => (
+            Some(BucketPrefix::edition(&product, &EditionSlug::main())),
+            tail,
+        ),
+    };
+    let Some(base) = base else {
+        return Target::NotFound;
     };
     let directory = tail.last().is_some_and(String::is_empty);
-    let mut key = base;
-    for segment in tail {
-        key.push('/');
-        key.push_str(if segment.is_empty() {
-            "index.html"
-        } else {
-            segment
-        });
-    }
+    let relative: Vec<&str> = tail
+        .iter()
+        .map(|segment| {
+            if segment.is_empty() {
+                "index.html"
+            } else {
+                segment.as_str()
+            }
+        })
+        .collect();
+    let key = format!("{}{}", base.as_str(), relative.join("/"));
     Target::Key { key, directory }
 }
 
