@@ -136,13 +136,42 @@ fn configure_sqlite(
     busy_timeout: Duration,
 ) -> Result<(), DieselError> {
     // busy_timeout first, so that switching to WAL waits for other writers instead of failing.
+    // These three are settings of the connection, not of the file.
     conn.batch_execute(&format!(
         "PRAGMA busy_timeout = {};
-         PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;",
         busy_timeout.as_millis()
-    ))
+    ))?;
+    // WAL is a property of the file. Switch only an empty database or one that keeper's
+    // migrations already manage, so that a file that is not keeper's (which the start-up guard
+    // refuses) is left byte for byte as it was. Reading the catalogue is also what reports a
+    // file that is not a database at all.
+    if is_empty_or_migrated(conn)? {
+        conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+    }
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Tables {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    others: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    bookkeeping: i64,
+}
+
+/// Whether the SQLite database has no tables, or has diesel's migration bookkeeping.
+fn is_empty_or_migrated(conn: &mut SqliteConnection) -> Result<bool, DieselError> {
+    use diesel::RunQueryDsl;
+    let tables: Tables = diesel::sql_query(
+        "SELECT
+           COALESCE(SUM(name <> '__diesel_schema_migrations'), 0) AS others,
+           COALESCE(SUM(name = '__diesel_schema_migrations'), 0) AS bookkeeping
+         FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+    )
+    .get_result(conn)?;
+    Ok(tables.others == 0 || tables.bookkeeping > 0)
 }
 
 #[cfg(test)]

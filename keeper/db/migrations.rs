@@ -87,14 +87,19 @@ pub enum GuardOutcome {
     Upgraded { applied: Vec<String> },
 }
 
-/// Reads the migration state. Creates diesel's bookkeeping table if it is missing.
+/// Reads the migration state, writing nothing: a database without diesel's bookkeeping table
+/// has no migration applied (the table is created only when migrations run).
 pub fn status(conn: &mut DbConnection) -> anyhow::Result<MigrationStatus> {
     let table_count = count_user_tables(conn)?;
-    let applied: Vec<String> = match conn {
-        DbConnection::Postgres(c) => versions(c.applied_migrations()),
-        DbConnection::Sqlite(c) => versions(c.applied_migrations()),
-    }
-    .map_err(|err| anyhow!("reading the applied migrations: {err}"))?;
+    let applied: Vec<String> = if has_bookkeeping(conn)? {
+        match conn {
+            DbConnection::Postgres(c) => versions(c.applied_migrations()),
+            DbConnection::Sqlite(c) => versions(c.applied_migrations()),
+        }
+        .map_err(|err| anyhow!("reading the applied migrations: {err}"))?
+    } else {
+        Vec::new()
+    };
     let known = known_migrations(conn.backend())?;
     let unknown_applied = applied
         .iter()
@@ -264,6 +269,24 @@ fn count_user_tables(conn: &mut DbConnection) -> anyhow::Result<i64> {
     }
     .context("listing the database's tables")?;
     Ok(found.count)
+}
+
+/// Whether diesel's `__diesel_schema_migrations` table exists.
+fn has_bookkeeping(conn: &mut DbConnection) -> anyhow::Result<bool> {
+    let found: Count = match conn {
+        DbConnection::Postgres(c) => sql_query(
+            "SELECT COUNT(*) AS count FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_name = '__diesel_schema_migrations'",
+        )
+        .get_result(c),
+        DbConnection::Sqlite(c) => sql_query(
+            "SELECT COUNT(*) AS count FROM sqlite_master
+             WHERE type = 'table' AND name = '__diesel_schema_migrations'",
+        )
+        .get_result(c),
+    }
+    .context("looking for the migration history")?;
+    Ok(found.count > 0)
 }
 
 /// Holds a PostgreSQL advisory lock around `work`, so that replicas starting together migrate once.
