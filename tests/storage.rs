@@ -67,6 +67,8 @@ impl Fixture {
         })
         .await
         .unwrap();
+        // The forms these tests sign are for build 7 of demo, which must be open.
+        db.seed_open_build("demo", "7");
         Self {
             store,
             backend: Backend::Local {

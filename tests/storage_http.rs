@@ -11,6 +11,7 @@ use common::{client, TestBackend, TestDatabase, TestServer};
 use keeper::api::sites::SiteServer;
 use keeper::api::uploads::{UploadEndpoint, UPLOAD_PATH};
 use keeper::api::StorageServices;
+use keeper::config::DatabaseUrl;
 use keeper::storage::local::LocalStore;
 use keeper::storage::presign::{
     presign_post, KeyRule, PostPolicyRequest, PresignedPost, SigningCredentials,
@@ -36,6 +37,8 @@ impl Site {
         let db = TestDatabase::new(TestBackend::Sqlite);
         let config = db.config(&[]);
         let prepared = keeper::startup::prepare(&config).unwrap();
+        // The forms these tests sign are for build 7 of demo, which must be open.
+        db.seed_open_build("demo", "7");
         let state = prepared.app_state(&config, config.http.bind);
         let services = StorageServices {
             sites: SiteServer {
@@ -499,21 +502,51 @@ fn keeper_serve_wires_the_local_store_the_site_server_and_uploads() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let _guard = Kill(child);
+    // The form is signed here, for a build registered straight in keeper serve's database.
+    let url = DatabaseUrl::parse(&format!(
+        "sqlite://{}",
+        dir.path().join("keeper.sqlite3").display()
+    ))
+    .unwrap();
+    let mut conn =
+        keeper::db::DbConnection::establish(&url, std::time::Duration::from_secs(5)).unwrap();
+    common::seed_open_build(&mut conn, "demo", "7");
+    let signed = |prefix: &str| {
+        presign_post(
+            &format!("{base}{UPLOAD_PATH}"),
+            None,
+            &prefix_request(prefix, 1024),
+            &credentials(),
+            Utc::now(),
+        )
+    };
 
-    let form = presign_post(
-        &format!("{base}{UPLOAD_PATH}"),
-        None,
-        &prefix_request("demo/v/__main/", 1024),
-        &credentials(),
-        Utc::now(),
+    // Only a build's prefix takes uploads: an edition is written by keeper's operations alone.
+    let response = post(
+        &signed("demo/v/__main/"),
+        Some("text/html"),
+        "index.html",
+        b"x",
     );
-    let response = post(&form, Some("text/html"), "index.html", b"<h1>served</h1>");
+    let message = assert_json_error(response, 403);
+    assert!(message.contains("build's prefix"), "{message}");
+    assert!(!dir.path().join("keeper-data/objects/demo/v").exists());
+
+    let response = post(
+        &signed("demo/builds/7/"),
+        Some("text/html"),
+        "index.html",
+        b"<h1>served</h1>",
+    );
     assert_eq!(response.status(), 204);
     assert!(dir
         .path()
-        .join("keeper-data/objects/demo/v/__main/index.html%")
+        .join("keeper-data/objects/demo/builds/7/index.html%")
         .exists());
-    let response = client().get(format!("{base}/docs/demo/")).send().unwrap();
+    let response = client()
+        .get(format!("{base}/docs/demo/builds/7/"))
+        .send()
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "surrogate-key"), "buildkey");
     assert_eq!(response.text().unwrap(), "<h1>served</h1>");

@@ -305,6 +305,92 @@ fn local_forms_upload_into_the_build_prefix_only() {
     assert_eq!(listing(&runtime, &store), before, "a refused form wrote");
 }
 
+/// A form replayed after its build was confirmed (and again after it was deprecated) is refused
+/// 409 in the JSON error shape and writes nothing: a confirmed build is immutable.
+fn forms_replayed_after_confirmation_write_nothing(backend: TestBackend) {
+    let api = Api::start_with_storage(backend, &[]);
+    let token = admin(&api);
+    api.product(&token, "demo");
+    let build = new_build(&api, &token, json!(["/"])).body;
+    let slug = build["slug"].as_str().unwrap().to_owned();
+    let files = &build["post_prefix_urls"]["/"];
+    let dir = &build["post_dir_urls"]["/"];
+    let store = api.local_store();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let page = format!("demo/builds/{slug}/index.html");
+    let body_of = |key: &str| {
+        runtime.block_on(async { store.get(key).await.unwrap().bytes().await.unwrap() })
+    };
+
+    let response = post(
+        files,
+        None,
+        Some("text/html"),
+        "index.html",
+        b"<p>confirmed</p>",
+    );
+    assert_eq!(response.status(), 204, "{}", response.text().unwrap());
+    let build_url = build["self_url"].as_str().unwrap();
+    let path = build_url
+        .split_once("/builds/")
+        .map(|(_, id)| format!("/builds/{id}"))
+        .unwrap();
+    let confirmed = api.patch(&path, &token, json!({"uploaded": true}));
+    assert_eq!(confirmed.status, 200, "{confirmed:?}");
+
+    let before = listing(&runtime, &store);
+    for (state, when) in [
+        ("confirmed", "after confirmation"),
+        ("deprecated", "after deprecation"),
+    ] {
+        if state == "deprecated" {
+            let deprecated = api.delete(&path, &token);
+            assert_eq!(deprecated.status, 200, "{deprecated:?}");
+        }
+        let before = listing(&runtime, &store);
+        for (case, form, content_type, filename, bytes) in [
+            (
+                "an overwrite",
+                files,
+                Some("text/html"),
+                "index.html",
+                &b"<p>replayed</p>"[..],
+            ),
+            (
+                "a new file",
+                files,
+                Some("text/html"),
+                "new.html",
+                &b"<p>new</p>"[..],
+            ),
+            // As `ltd upload` sends it: empty, no Content-Type.
+            ("the directory object", dir, None, "", &b""[..]),
+        ] {
+            let response = post(form, None, content_type, filename, bytes);
+            assert_eq!(response.status(), 409, "{case} {when}");
+            let error: Value = response.json().unwrap();
+            assert_eq!(error["status"], 409, "{error}");
+            assert_eq!(error["error"], "conflict", "{error}");
+            let message = error["message"].as_str().unwrap();
+            assert!(message.contains(state), "{case} {when}: {message}");
+        }
+        assert_eq!(
+            listing(&runtime, &store),
+            before,
+            "a replayed form wrote {when}"
+        );
+        if state == "confirmed" {
+            assert_eq!(&body_of(&page)[..], b"<p>confirmed</p>");
+        }
+    }
+    assert!(!before.is_empty());
+}
+
+on_both_backends!(forms_replayed_after_confirmation_write_nothing);
+
 /// What a refused upload sends: case, form, key override, file name, body.
 type RefusedCase<'a> = (&'a str, &'a Value, Option<String>, &'a str, &'static [u8]);
 

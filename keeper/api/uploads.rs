@@ -3,8 +3,10 @@
 //! success), with forms that keeper signed itself ([`presign`](crate::storage::presign)).
 //!
 //! The policy's signature and expiry are checked before the file is read, the file is read up
-//! to the policy's size limit, then every condition is checked; only then is the object written.
-//! A refused form answers 4xx in the JSON error shape and writes nothing.
+//! to the policy's size limit, then every condition is checked, then the build the key lies in
+//! must still be open (registered, not yet confirmed or deprecated: a confirmed build is
+//! immutable, so a form replayed after confirmation writes nothing); only then is the object
+//! written. A refused form answers 4xx in the JSON error shape and writes nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,8 +18,14 @@ use bytes::BytesMut;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 
+use diesel::OptionalExtension;
+
+use crate::api::app::AppState;
+use crate::api::database::run_db;
 use crate::backends::{OrgBackends, SettingsError};
+use crate::db::builds::find_build_by_slug;
 use crate::db::models::OrganizationSettings;
+use crate::db::products::find_product_by_slug;
 use crate::domain::BucketPrefix;
 use crate::error::{ApiError, ApiResult};
 use crate::storage::presign::{
@@ -193,7 +201,49 @@ async fn read_part(field: &mut Field, limit: u64) -> ApiResult<Option<BytesMut>>
     Ok(Some(buffer))
 }
 
+/// 409 unless `key` lies in a build that is registered and neither confirmed nor deprecated.
+async fn require_open_build(state: &AppState, key: &str) -> ApiResult<()> {
+    // `<product>/builds/<build>/<file>`, or `<product>/builds/<build>` itself (the build
+    // root's directory-redirect object).
+    let mut segments = key.splitn(4, '/');
+    let (Some(product), Some("builds"), Some(build)) =
+        (segments.next(), segments.next(), segments.next())
+    else {
+        return Err(ApiError::forbidden(
+            "The upload was refused: keeper's upload endpoint only writes into a build's \
+             prefix (<product>/builds/<build>/).",
+        ));
+    };
+    let (product, build) = (product.to_owned(), build.to_owned());
+    run_db(&state.pool, move |conn| {
+        let missing = || {
+            ApiError::conflict(format!(
+                "The upload was refused: product {product} has no build {build}; register a \
+                 build (POST /products/{product}/builds/) and upload with its forms."
+            ))
+        };
+        let found = find_product_by_slug(conn, &product)
+            .optional()?
+            .ok_or_else(missing)?;
+        let found = find_build_by_slug(conn, found.id, &build)?.ok_or_else(missing)?;
+        if found.uploaded || found.date_ended.is_some() {
+            return Err(ApiError::conflict(format!(
+                "The upload was refused: build {build} of {product} is {}, and a confirmed build \
+                 is immutable; register a new build to publish other files.",
+                if found.date_ended.is_some() {
+                    "deprecated"
+                } else {
+                    "confirmed"
+                }
+            )));
+        }
+        Ok(())
+    })
+    .await
+}
+
 pub async fn upload(
+    state: web::Data<AppState>,
     endpoint: web::Data<UploadEndpoint>,
     mut payload: Multipart,
 ) -> ApiResult<HttpResponse> {
@@ -237,6 +287,7 @@ pub async fn upload(
         let key = policy
             .check(&form, &filename, body.len() as u64)
             .map_err(policy_error)?;
+        require_open_build(&state, &key).await?;
         let headers = form.object_headers();
         endpoint
             .store

@@ -12,6 +12,20 @@ pub fn find_build(conn: &mut DbConnection, id: i64) -> QueryResult<Build> {
     with_connection!(conn, c => builds::table.find(id).select(Build::as_select()).first(c))
 }
 
+/// The build of `product_id` named `slug`, deprecated or not.
+pub fn find_build_by_slug(
+    conn: &mut DbConnection,
+    product_id: i64,
+    slug: &str,
+) -> QueryResult<Option<Build>> {
+    with_connection!(conn, c => builds::table
+        .filter(builds::product_id.eq(product_id))
+        .filter(builds::slug.eq(slug))
+        .select(Build::as_select())
+        .first(c)
+        .optional())
+}
+
 /// Non-deprecated builds of a product, oldest first.
 pub fn list_active_builds(conn: &mut DbConnection, product_id: i64) -> QueryResult<Vec<Build>> {
     with_connection!(conn, c => builds::table

@@ -106,6 +106,12 @@ impl TestDatabase {
         DbConnection::establish(&url, std::time::Duration::from_secs(5)).expect("connect")
     }
 
+    /// Registers product `product` with an open build `build` in this database
+    /// ([`seed_open_build`]). Returns the build's id.
+    pub fn seed_open_build(&self, product: &str, build: &str) -> i64 {
+        seed_open_build(&mut self.connect(), product, build)
+    }
+
     /// The PostgreSQL database name (PostgreSQL tests only).
     pub fn postgres_name(&self) -> &str {
         self.postgres_name
@@ -123,6 +129,42 @@ impl Drop for TestDatabase {
             }
         }
     }
+}
+
+/// Registers product `product` (default organization) with an open build `build` straight in
+/// the database, for tests that sign keeper's upload forms themselves: keeper's endpoint
+/// writes only into a registered build that is not yet confirmed. Returns the build's id.
+pub fn seed_open_build(conn: &mut DbConnection, product: &str, build: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let key = || uuid::Uuid::new_v4().simple().to_string();
+    let statements = [
+        format!(
+            "INSERT INTO products (organization_id, slug, title, surrogate_key)
+             SELECT id, '{product}', '{product}', '{}' FROM organizations
+             WHERE slug = 'default'
+             AND NOT EXISTS (SELECT 1 FROM products WHERE slug = '{product}')",
+            key()
+        ),
+        format!(
+            "INSERT INTO builds (product_id, slug, surrogate_key)
+             SELECT id, '{build}', '{}' FROM products WHERE slug = '{product}'",
+            key()
+        ),
+    ];
+    for sql in statements {
+        keeper::with_connection!(conn, c => diesel::sql_query(&sql).execute(c)).expect(&sql);
+    }
+    let found: Id = keeper::with_connection!(conn, c => diesel::sql_query(format!(
+        "SELECT b.id AS id FROM builds b JOIN products p ON p.id = b.product_id
+         WHERE p.slug = '{product}' AND b.slug = '{build}'"
+    ))
+    .get_result(c))
+    .expect("the seeded build");
+    found.id
 }
 
 /// Keeper serving HTTP in-process on its own actix system thread.
