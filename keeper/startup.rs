@@ -32,6 +32,10 @@ use crate::storage::presign::SigningCredentials;
 use crate::storage::s3::{S3Settings, S3Store};
 use crate::storage::ObjectStore;
 
+/// A local store's temporary file untouched for this long was left by a killed write: no
+/// write keeps one open for an hour (the largest upload is `KEEPER_UPLOAD_MAX_BYTES`).
+const ABANDONED_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// What start-up produced.
 pub struct Prepared {
     pub pool: DbPool,
@@ -137,7 +141,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>>
         StorageBackend::Local { dir } => {
             let store = LocalStore::open(dir)
                 .with_context(|| format!("opening the storage directory {}", dir.display()))?;
-            tracing::info!(dir = %dir.display(), "object store: local directory");
+            let removed = store
+                .remove_abandoned_temp_files(ABANDONED_TEMP_AGE)
+                .with_context(|| format!("cleaning {}", dir.join("tmp").display()))?;
+            tracing::info!(dir = %dir.display(), abandoned_temp_files_removed = removed, "object store: local directory");
             Arc::new(store)
         }
         StorageBackend::S3(settings) => {

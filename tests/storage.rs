@@ -451,6 +451,46 @@ async fn unusual_characters_in_keys_round_trip(fixture: Fixture) {
     assert_eq!(report.deleted.len(), keys.len());
 }
 
+/// Local store: opening it for keeper (serve or worker start-up) removes the temporary files a
+/// killed write left behind, and only those: a write in progress and the objects stay.
+#[tokio::test]
+async fn start_up_removes_abandoned_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = LocalStore::open(&root).unwrap();
+    store
+        .put(
+            "demo/builds/1/index.html",
+            Bytes::from_static(b"kept"),
+            &ObjectHeaders::default(),
+        )
+        .await
+        .unwrap();
+    let tmp = root.join("tmp");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for name in ["abandoned-1", "abandoned-2"] {
+        let file = std::fs::File::create(tmp.join(name)).unwrap();
+        file.set_modified(two_hours_ago).unwrap();
+    }
+    std::fs::write(tmp.join("in-progress"), b"partial").unwrap();
+
+    let config = keeper::config::Config::from_lookup(|name| match name {
+        "KEEPER_STORAGE_DIR" => Some(root.display().to_string()),
+        _ => None,
+    })
+    .unwrap();
+    let opened = keeper::startup::open_store(&config).await.unwrap();
+
+    let mut left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["in-progress"]);
+    let object = opened.get("demo/builds/1/index.html").await.unwrap();
+    assert_eq!(&object.bytes().await.unwrap()[..], b"kept");
+}
+
 /// Local store: a reader never sees a partly written object, and no temporary file is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_writes_are_atomic() {

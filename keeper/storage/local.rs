@@ -96,6 +96,38 @@ impl LocalStore {
         &self.inner.root
     }
 
+    /// Removes the temporary files under `tmp/` last modified more than `older_than` ago: what a
+    /// write killed between creating its temporary file and renaming it into place left
+    /// behind. A write in progress (its file younger than that) is left alone, so this is safe
+    /// while other processes write to the same store. Returns how many files were removed.
+    pub fn remove_abandoned_temp_files(
+        &self,
+        older_than: std::time::Duration,
+    ) -> io::Result<usize> {
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(older_than)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let mut removed = 0;
+        for entry in fs::read_dir(self.inner.root.join("tmp"))? {
+            let entry = entry?;
+            let metadata = match entry.metadata() {
+                Ok(metadata) => metadata,
+                // Renamed into place (or removed) since the listing: not abandoned.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            };
+            if !metadata.is_file() || metadata.modified()? > cutoff {
+                continue;
+            }
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(removed)
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         operation: &'static str,
