@@ -52,7 +52,12 @@ pub struct LtdOptions {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API (and the operations worker, unless KEEPER_SERVE_RUNS_WORKER=false).
-    Serve,
+    Serve {
+        /// Start even though the database has no product while the object store already holds
+        /// objects (by default that is refused: it is what a wiped database looks like).
+        #[arg(long)]
+        allow_empty_database: bool,
+    },
     /// Run only the operations worker.
     Worker,
     /// Inspect and change the database schema.
@@ -222,7 +227,14 @@ pub fn main() -> ExitCode {
 
 pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::Serve => actix_web::rt::System::new().block_on(crate::server::serve(config)),
+        Command::Serve {
+            allow_empty_database,
+        } => actix_web::rt::System::new().block_on(crate::server::serve(
+            config,
+            crate::server::ServeOptions {
+                allow_empty_database,
+            },
+        )),
         Command::Worker => actix_web::rt::System::new().block_on(crate::worker::run(config)),
         Command::Db { command } => run_db(command, &config),
         Command::User { command } => run_user(command, &config),

@@ -5,12 +5,27 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::shutdown::ShutdownSignal;
-use crate::startup::{bind, build_worker, prepare, start_http_with, storage_services};
+use crate::startup::{
+    bind, build_worker, prepare, refuse_wiped_database, start_http_with, storage_services,
+};
+
+/// What `keeper serve` is told on its command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeOptions {
+    /// Start even when the database has no product but the store holds objects.
+    pub allow_empty_database: bool,
+}
 
 /// `keeper serve`: start-up, then HTTP and (unless disabled) the operations worker until a signal.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     let prepared = prepare(&config)?;
     let storage = storage_services(&config, &prepared.secret_key).await?;
+    refuse_wiped_database(
+        &prepared.pool,
+        storage.sites.store.as_ref(),
+        options.allow_empty_database,
+    )
+    .await?;
     let mut shutdown = ShutdownSignal::install()?;
     let (listener, address) = bind(&config.http)?;
     let state = prepared.app_state(&config, address);

@@ -21,6 +21,7 @@ use crate::auth::session::SessionKeys;
 use crate::backends::{OrgBackends, OrgDefaults};
 use crate::config::{Config, HttpConfig, StorageBackend};
 use crate::db::migrations::{self, GuardOutcome};
+use crate::db::products::count_products;
 use crate::db::settings::{resolve_secret_key, SecretKeySource};
 use crate::db::users::{ensure_bootstrap_user, BootstrapOutcome};
 use crate::db::{build_pool, DbConnection, DbPool};
@@ -190,6 +191,47 @@ pub async fn storage_services(
             max_bytes: config.storage.upload_max_bytes,
         }),
     })
+}
+
+/// The wiped-database guard (DESIGN.md section 6): a database with no product beside a store
+/// that already holds objects is what a wiped or replaced database looks like. Serving it
+/// would hand out the old slugs again (build `1` of a re-created product) and overwrite the
+/// objects published under them, so start-up stops unless `allow_empty` says the store's
+/// content may be overwritten.
+pub async fn refuse_wiped_database(
+    pool: &DbPool,
+    store: &dyn ObjectStore,
+    allow_empty: bool,
+) -> anyhow::Result<()> {
+    let pool = pool.clone();
+    let products = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
+        let mut conn = pool.get().context("connecting to the database")?;
+        count_products(&mut conn).context("counting the products")
+    })
+    .await
+    .context("counting the products")??;
+    if products > 0 {
+        return Ok(());
+    }
+    let Some(key) = store
+        .any_key()
+        .await
+        .context("looking into the object store")?
+    else {
+        return Ok(());
+    };
+    if allow_empty {
+        tracing::warn!(object = %key, "the database has no product but the store holds objects; starting anyway (--allow-empty-database)");
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the database has no product, but the object store already holds published objects \
+         (for example {key:?}): this is what a wiped or replaced database looks like, and \
+         serving it would give new builds the old slugs and overwrite their objects. Restore \
+         the database (KEEPER_DATABASE_URL) from its backup, or point KEEPER_STORAGE_* at the \
+         store that belongs to it; to start anyway and let the store's content be overwritten, \
+         pass --allow-empty-database"
+    )
 }
 
 /// The clients of organizations other than the default, with the configured encryption keys.

@@ -451,3 +451,57 @@ fn token_create_prints_a_working_token_once() {
     assert_eq!(code, 1);
     assert!(stderr.contains("permissions its owner lacks"), "{stderr}");
 }
+
+/// The wiped-database guard: an empty database beside a store that already holds objects stops
+/// `keeper serve` (exit 1, naming what to do), until `--allow-empty-database` says the store's
+/// content may be overwritten. An empty store beside an empty database is a first start.
+#[test]
+fn serve_refuses_an_empty_database_beside_a_store_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = keeper::storage::local::LocalStore::open(dir.path().join("keeper-data")).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(keeper::storage::ObjectStore::put(
+            &store,
+            "demo/builds/1/index.html",
+            bytes::Bytes::from_static(b"<h1>published before the wipe</h1>"),
+            &keeper::storage::ObjectHeaders::default(),
+        ))
+        .unwrap();
+    let env = [("KEEPER_BIND", "127.0.0.1:0")];
+
+    let output = keeper(dir.path(), &env).arg("serve").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for needle in [
+        "the database has no product",
+        "demo/builds/1/index.html",
+        "--allow-empty-database",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
+    }
+    assert!(
+        dir.path()
+            .join("keeper-data/objects/demo/builds/1/index.html%")
+            .exists(),
+        "the store is left as it was"
+    );
+
+    let mut server = Running::spawn({
+        let mut command = keeper(dir.path(), &env);
+        command.args(["serve", "--allow-empty-database"]);
+        command
+    });
+    let base = server.wait_for_address();
+    assert_eq!(get_status(&format!("{base}/products/")), 200);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{status:?}\n{}", log.join("\n"));
+    assert!(
+        log.iter()
+            .any(|line| line.contains("--allow-empty-database")),
+        "starting anyway is logged: {}",
+        log.join("\n")
+    );
+}

@@ -152,6 +152,7 @@ on_both_stores!(
     unusual_characters_in_keys_round_trip,
     presigned_post_is_accepted,
     presigned_post_refusals,
+    any_key_tells_whether_the_store_holds_objects,
 );
 
 fn headers(content_type: &str, surrogate_key: &str) -> ObjectHeaders {
@@ -278,6 +279,20 @@ async fn listing_5000_objects_across_pages_then_deleting_the_prefix(fixture: Fix
     for neighbour in &neighbours {
         store.head(neighbour).await.unwrap();
     }
+}
+
+/// The start-up guard's question, answered by reading one key.
+async fn any_key_tells_whether_the_store_holds_objects(fixture: Fixture) {
+    assert_eq!(fixture.store.any_key().await.unwrap(), None);
+    let key = "demo/builds/1/deep/down/page.html";
+    fixture
+        .store
+        .put(key, Bytes::from_static(b"x"), &ObjectHeaders::default())
+        .await
+        .unwrap();
+    assert_eq!(fixture.store.any_key().await.unwrap().as_deref(), Some(key));
+    fixture.store.delete(&[key.to_owned()]).await.unwrap();
+    assert_eq!(fixture.store.any_key().await.unwrap(), None);
 }
 
 async fn prefixes_must_end_in_a_slash(fixture: Fixture) {

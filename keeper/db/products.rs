@@ -19,6 +19,11 @@ pub fn list_product_slugs(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
         .load(c))
 }
 
+/// How many products there are, in every organization.
+pub fn count_products(conn: &mut DbConnection) -> QueryResult<i64> {
+    with_connection!(conn, c => products::table.count().get_result(c))
+}
+
 /// A product by slug in any organization (the v1 API's namespace); should two organizations
 /// use one slug, the older organization's (the default organization is the first).
 pub fn find_product_by_slug(conn: &mut DbConnection, slug: &str) -> QueryResult<Product> {

@@ -651,6 +651,14 @@ impl ObjectStore for LocalStore {
             .await
     }
 
+    async fn any_key(&self) -> Result<Option<String>, StorageError> {
+        self.blocking("list", "", |inner| {
+            let mut walker = Walker::start(inner, "").map_err(io_error("list", ""))?;
+            Ok(walker.next_page(inner, 1)?.pop().map(|summary| summary.key))
+        })
+        .await
+    }
+
     async fn delete(&self, keys: &[String]) -> Result<DeleteReport, StorageError> {
         let mut report = DeleteReport::default();
         for batch in keys.chunks(DELETE_BATCH) {

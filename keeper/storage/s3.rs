@@ -443,6 +443,22 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    async fn any_key(&self) -> Result<Option<String>, StorageError> {
+        let output = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.settings.bucket)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|err| backend_error("list", "", err))?;
+        Ok(output
+            .contents()
+            .first()
+            .and_then(|object| object.key())
+            .map(str::to_owned))
+    }
+
     async fn delete(&self, keys: &[String]) -> Result<DeleteReport, StorageError> {
         let mut report = DeleteReport::default();
         for batch in keys.chunks(DELETE_BATCH) {
