@@ -180,12 +180,13 @@ pub async fn storage_services(
         });
     Ok(StorageServices {
         sites: SiteServer {
-            store,
+            store: store.clone(),
             root_domain: config.storage.sites_root_domain.clone(),
         },
         uploads,
         forms: Some(UploadForms {
             target,
+            store: store.clone(),
             organizations: Arc::new(org_backends(config)?),
             expiry: config.storage.upload_form_expiry,
             max_bytes: config.storage.upload_max_bytes,

@@ -315,6 +315,7 @@ fn upload_forms_point_at_the_organizations_bucket(backend: common::TestBackend) 
         target: FormTarget::Keeper(keeper::storage::presign::SigningCredentials::keeper(
             SecretString::from("k".repeat(32)),
         )),
+        store: p.store.clone(),
         organizations: Arc::new(OrgBackends::new(OrgDefaults {
             encryption_keys: keys,
             ..OrgDefaults::without_keys()

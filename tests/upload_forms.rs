@@ -389,7 +389,70 @@ fn forms_replayed_after_confirmation_write_nothing(backend: TestBackend) {
     assert!(!before.is_empty());
 }
 
-on_both_backends!(forms_replayed_after_confirmation_write_nothing);
+/// A new build never gets a prefix that already holds objects (objects that outlived their
+/// rows, as after a database restored from an older backup): an automatic slug takes the next
+/// free number, a requested one is refused.
+fn a_new_build_never_gets_a_prefix_that_holds_objects(backend: TestBackend) {
+    let api = Api::start_with_storage(backend, &[]);
+    let token = admin(&api);
+    api.product(&token, "demo");
+    let store = api.local_store();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for key in ["demo/builds/1/index.html", "demo/builds/2"] {
+        runtime
+            .block_on(store.put(
+                key,
+                bytes::Bytes::from_static(b"from before"),
+                &keeper::storage::ObjectHeaders::default(),
+            ))
+            .unwrap();
+    }
+    let before = listing(&runtime, &store);
+
+    let build = new_build(&api, &token, json!(["/"])).body;
+    assert_eq!(build["slug"], "3", "{build}");
+    // The v1 request (no upload forms) follows the same rule.
+    let v1 = api.post(
+        "/products/demo/builds/",
+        &token,
+        json!({"git_refs": ["main"]}),
+    );
+    assert_eq!(v1.status, 201, "{v1:?}");
+    assert_eq!(v1.body["slug"], "4", "{v1:?}");
+
+    let refused = api.post(
+        "/products/demo/builds/",
+        &token,
+        json!({"git_refs": ["main"], "slug": "1"}),
+    );
+    assert_eq!(refused.status, 409, "{refused:?}");
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("demo/builds/1/"),
+        "{refused:?}"
+    );
+    let listed = api.get_with("/products/demo/builds/", &token);
+    assert_eq!(
+        listed.body["builds"].as_array().unwrap().len(),
+        2,
+        "{listed:?}"
+    );
+    assert_eq!(
+        listing(&runtime, &store),
+        before,
+        "registering builds wrote objects"
+    );
+}
+
+on_both_backends!(
+    forms_replayed_after_confirmation_write_nothing,
+    a_new_build_never_gets_a_prefix_that_holds_objects,
+);
 
 /// What a refused upload sends: case, form, key override, file name, body.
 type RefusedCase<'a> = (&'a str, &'a Value, Option<String>, &'a str, &'static [u8]);

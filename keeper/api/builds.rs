@@ -29,6 +29,11 @@ use crate::domain::{
 };
 use crate::error::{or_not_found, ApiError, ApiResult};
 use crate::ops::delete;
+use crate::storage::{ObjectStore, StorageError};
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
 
 /// The media type with which clients ask for presigned upload forms.
 pub const V2_MEDIA_TYPE: &str = "application/vnd.ltdkeeper.v2+json";
@@ -109,6 +114,7 @@ pub async fn get_build(
     )?))
 }
 
+#[derive(Debug, Clone)]
 struct ValidBuildRequest {
     git_refs: Vec<String>,
     slug: Option<BuildSlug>,
@@ -190,6 +196,7 @@ pub async fn create_build(
 ) -> ApiResult<HttpResponse> {
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::UPLOAD_BUILD)?;
+    let forms_data = forms.clone();
     let forms = match (accepts_v2(&http_request), forms) {
         (false, _) => None,
         (true, Some(forms)) => Some(forms),
@@ -218,16 +225,34 @@ pub async fn create_build(
             Some((forms, target))
         }
     };
-    let (organization, product, build, directories) = run_db(&state.pool, move |conn| {
+    let caller = identity.clone();
+    let (organization, product, request) = run_db(&state.pool, move |conn| {
         let (organization, product) = load_product(conn, &product_slug)?;
-        identity.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;
+        caller.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;
         let request: NewBuildRequest = parse_json(&body)?;
         let slug = ProductSlug::parse(&product.slug).map_err(ApiError::internal)?;
         let request = validate_new_build(request, &slug)?;
-        let build = insert_with_slug(conn, &product, &request, &identity)?;
-        Ok((organization, product, build, request.directories))
+        Ok((organization, product, request))
     })
     .await?;
+    let store = match &forms_data {
+        None => None,
+        Some(forms) => {
+            let organization_id = product.organization_id;
+            let settings = run_db(&state.pool, move |conn| {
+                Ok(find_organization_settings(conn, organization_id)?)
+            })
+            .await?;
+            Some(
+                forms
+                    .store_for(&settings)
+                    .await
+                    .map_err(|err| ApiError::unavailable(err.to_string()))?,
+            )
+        }
+    };
+    let build = register_build(&state, store, &product, &request, &identity).await?;
+    let directories = request.directories;
     let mut response = build_response(&state, &organization, &product, &build)?;
     if let Some((forms, target)) = target {
         let build_prefix = BucketPrefix::build(
@@ -260,63 +285,127 @@ pub async fn create_build(
     Ok(created(&response.self_url.clone(), &response))
 }
 
-/// Inserts the build (and its automatic edition) in one transaction, retrying automatic slugs
-/// that a concurrent request took first.
-fn insert_with_slug(
-    conn: &mut DbConnection,
+/// Registers the build under the requested slug, or the next free number, in its own
+/// transaction per attempt. A slug whose prefix already holds objects in `store` is never given
+/// out (those objects outlived their database rows: a restored or wiped database): an automatic
+/// slug moves on to the next number, a requested one is refused. An automatic slug that a
+/// concurrent request took first is retried.
+async fn register_build(
+    state: &AppState,
+    store: Option<Arc<dyn ObjectStore>>,
     product: &Product,
     request: &ValidBuildRequest,
     identity: &Identity,
 ) -> ApiResult<Build> {
-    let git_refs = serde_json::Value::from(request.git_refs.clone()).to_string();
+    let product_slug = crate::api::publishing::product_slug(product)?;
+    let mut occupied: Vec<String> = Vec::new();
     for _ in 0..AUTO_SLUG_ATTEMPTS {
-        let attempt = conn.write_transaction(|conn| {
-            let slug = match &request.slug {
-                Some(slug) => slug.clone(),
-                None => {
-                    let used = build_slugs(conn, product.id)?;
-                    next_build_slug(used.iter().map(String::as_str))
+        let slug = match &request.slug {
+            Some(slug) => slug.clone(),
+            None => {
+                let (product_id, skip) = (product.id, occupied.clone());
+                run_db(&state.pool, move |conn| {
+                    let used = build_slugs(conn, product_id)?;
+                    Ok(next_build_slug(
+                        used.iter().chain(skip.iter()).map(String::as_str),
+                    ))
+                })
+                .await?
+            }
+        };
+        if let Some(store) = &store {
+            let prefix = BucketPrefix::build(&product_slug, &slug);
+            if prefix_holds_objects(store.as_ref(), &prefix).await? {
+                if request.slug.is_some() {
+                    return Err(ApiError::conflict(format!(
+                        "The prefix {prefix} of build {slug} already holds objects that no build \
+                         of {} owns (left from before the database was restored?); pick another \
+                         slug, or leave the slug out to get the next free number.",
+                        product.slug
+                    )));
                 }
-            };
-            let build = insert_build(
-                conn,
-                &NewBuild {
-                    product_id: product.id,
-                    slug: slug.as_str(),
-                    git_refs: &git_refs,
-                    github_requester: request.github_requester.as_deref(),
-                    uploaded: false,
-                    date_created: now(),
-                    surrogate_key: SurrogateKey::generate().as_str(),
-                },
-            )?;
-            if identity.permissions.contains(Permissions::ADMIN_EDITION) {
-                create_edition_for_refs(conn, product, &request.git_refs)?;
+                tracing::warn!(product.slug = %product.slug, build.slug = %slug, "build prefix already holds objects; taking the next slug");
+                occupied.push(slug.as_str().to_owned());
+                continue;
             }
-            Ok::<_, diesel::result::Error>(build)
-        });
-        let taken = attempt
-            .as_ref()
-            .is_err_and(|err| violation(err) == Some(Violation::Unique));
+        }
+        let (row, wanted, who, chosen) = (
+            product.clone(),
+            request.clone(),
+            identity.clone(),
+            slug.clone(),
+        );
+        let attempt = run_db(&state.pool, move |conn| {
+            Ok(insert_build_row(conn, &row, &wanted, &who, &chosen))
+        })
+        .await?;
         match attempt {
-            Err(_) if taken && request.slug.is_none() => continue,
-            Err(_) if taken => {
+            Ok(build) => return Ok(build),
+            Err(err) if violation(&err) == Some(Violation::Unique) => {
+                if request.slug.is_none() {
+                    continue;
+                }
                 return Err(ApiError::conflict(format!(
-                    "Product {} already has a build {}.",
-                    product.slug,
-                    request
-                        .slug
-                        .as_ref()
-                        .map(BuildSlug::as_str)
-                        .unwrap_or_default()
-                )))
+                    "Product {} already has a build {slug}.",
+                    product.slug
+                )));
             }
-            other => return Ok(other?),
+            Err(err) => return Err(err.into()),
         }
     }
     Err(ApiError::conflict(
         "Too many concurrent uploads took the next build slug; retry.",
     ))
+}
+
+/// Whether any object lies under `prefix` (or at its directory-redirect key).
+async fn prefix_holds_objects(store: &dyn ObjectStore, prefix: &BucketPrefix) -> ApiResult<bool> {
+    let unavailable = |err: StorageError| {
+        tracing::warn!(error = %err, prefix = %prefix, "checking a new build's prefix failed");
+        ApiError::unavailable("The object store does not answer; retry the request shortly.")
+    };
+    let first = store
+        .list(prefix.as_str())
+        .try_next()
+        .await
+        .map_err(unavailable)?;
+    if first.is_some_and(|page| !page.is_empty()) {
+        return Ok(true);
+    }
+    match store.head(prefix.as_dir_key()).await {
+        Ok(_) => Ok(true),
+        Err(StorageError::NotFound { .. }) => Ok(false),
+        Err(err) => Err(unavailable(err)),
+    }
+}
+
+/// Inserts the build under `slug` (and its automatic edition) in one transaction.
+fn insert_build_row(
+    conn: &mut DbConnection,
+    product: &Product,
+    request: &ValidBuildRequest,
+    identity: &Identity,
+    slug: &BuildSlug,
+) -> Result<Build, diesel::result::Error> {
+    let git_refs = serde_json::Value::from(request.git_refs.clone()).to_string();
+    conn.write_transaction(|conn| {
+        let build = insert_build(
+            conn,
+            &NewBuild {
+                product_id: product.id,
+                slug: slug.as_str(),
+                git_refs: &git_refs,
+                github_requester: request.github_requester.as_deref(),
+                uploaded: false,
+                date_created: now(),
+                surrogate_key: SurrogateKey::generate().as_str(),
+            },
+        )?;
+        if identity.permissions.contains(Permissions::ADMIN_EDITION) {
+            create_edition_for_refs(conn, product, &request.git_refs)?;
+        }
+        Ok(build)
+    })
 }
 
 /// When no live edition tracks exactly these refs, creates one (mode `git_refs`) named after

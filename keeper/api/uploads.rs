@@ -78,6 +78,9 @@ pub enum FormTarget {
 pub struct UploadForms {
     /// The default organization's target (the process's store).
     pub target: FormTarget,
+    /// The default organization's store (the process's), where a new build's prefix is checked
+    /// to be unused.
+    pub store: Arc<dyn ObjectStore>,
     /// The other organizations' buckets.
     pub organizations: Arc<OrgBackends>,
     /// How long a form stays valid.
@@ -113,6 +116,17 @@ impl UploadForms {
         Ok(FormTarget::S3(
             self.organizations.for_organization(settings).await?.s3,
         ))
+    }
+
+    /// The store of the organization with `settings`: the process's for the default one.
+    pub async fn store_for(
+        &self,
+        settings: &OrganizationSettings,
+    ) -> Result<Arc<dyn ObjectStore>, SettingsError> {
+        if OrgBackends::is_default(settings) {
+            return Ok(self.store.clone());
+        }
+        Ok(self.organizations.for_organization(settings).await?.store)
     }
 
     /// Signs both forms of every `(name, prefix)` directory of a build whose surrogate key is
