@@ -11,8 +11,8 @@ use crate::auth::issue::{issue_token, TokenError, TokenRequest};
 use crate::auth::password::hash_password;
 use crate::config::Config;
 use crate::crypto::EncryptionKeys;
-use crate::db::migrations;
 use crate::db::users::{create_user, find_user};
+use crate::db::{backup, migrations};
 use crate::domain::Permissions;
 use crate::domain::Username;
 use crate::startup::{connect, prepare};
@@ -165,6 +165,18 @@ pub enum DbCommand {
     Downgrade {
         /// How many migrations to revert.
         steps: usize,
+    },
+    /// Write a consistent snapshot of the whole database to FILE (JSON, readable by its owner
+    /// only: it holds password and token hashes), while keeper keeps serving.
+    Backup {
+        /// Where to write it; an existing file is replaced only once the snapshot is complete.
+        file: std::path::PathBuf,
+    },
+    /// Load a backup into an empty database (of either backend), migrating it forward if it is
+    /// older than this keeper.
+    Restore {
+        /// A file written by `keeper db backup`.
+        file: std::path::PathBuf,
     },
 }
 
@@ -409,6 +421,41 @@ fn run_db(command: DbCommand, config: &Config) -> anyhow::Result<()> {
                 println!("reverted {version}");
             }
         }
+        DbCommand::Backup { file } => {
+            let snapshot = backup::take(&mut conn)?;
+            write_private_file(&file, &serde_json::to_vec_pretty(&snapshot)?)
+                .with_context(|| format!("writing {}", file.display()))?;
+            println!(
+                "wrote {} rows of {} (schema version {}) to {}",
+                snapshot.row_count(),
+                config.database.url.redacted(),
+                snapshot.schema_version,
+                file.display()
+            );
+        }
+        DbCommand::Restore { file } => {
+            let raw =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let snapshot: backup::Backup = serde_json::from_slice(&raw)
+                .with_context(|| format!("{} is not a keeper backup", file.display()))?;
+            let restored = backup::restore(&mut conn, &snapshot).with_context(|| {
+                format!(
+                    "restoring {} into {}",
+                    file.display(),
+                    config.database.url.redacted()
+                )
+            })?;
+            for (table, rows) in &restored.rows {
+                println!("{table}: {rows} rows");
+            }
+            for version in &restored.migrated {
+                println!("applied {version}");
+            }
+            println!(
+                "restored the backup of {} (schema version {})",
+                snapshot.taken_at, snapshot.schema_version
+            );
+        }
     }
     Ok(())
 }
@@ -443,6 +490,29 @@ fn run_user(command: UserCommand, config: &Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, readable and writable by its
+/// owner only, renamed into place once complete.
+fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {

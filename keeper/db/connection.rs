@@ -102,6 +102,22 @@ impl DbConnection {
         )
     }
 
+    /// Runs `work` on one consistent snapshot without blocking writers: `REPEATABLE READ READ
+    /// ONLY` on PostgreSQL, a deferred read transaction on SQLite (WAL keeps writers going).
+    pub fn snapshot_transaction<T, E>(
+        &mut self,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DieselError>,
+    {
+        self.transaction_with(
+            "BEGIN DEFERRED",
+            "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            work,
+        )
+    }
+
     fn transaction_with<T, E>(
         &mut self,
         sqlite_begin: &str,

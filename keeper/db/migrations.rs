@@ -160,6 +160,45 @@ pub fn upgrade(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
     })
 }
 
+/// Applies migrations one by one until `version` is the newest applied (`keeper db restore`
+/// creates the schema a backup was taken at). Refuses a version this binary does not carry, and
+/// a database already past it.
+pub fn upgrade_to(conn: &mut DbConnection, version: &str) -> anyhow::Result<Vec<String>> {
+    with_migration_lock(conn, |conn| {
+        let status = status(conn)?;
+        refuse_unless_ours(&status)?;
+        let Some(position) = status.known.iter().position(|(m, _)| m.version == version) else {
+            bail!(
+                "schema version {version} is not one this keeper knows (it knows up to {}): use \
+                 the keeper release that wrote it",
+                status.binary_version()
+            );
+        };
+        if status.known[position + 1..]
+            .iter()
+            .any(|(_, applied)| *applied)
+        {
+            bail!(
+                "the database is already at version {}, newer than {version}",
+                status.database_version().unwrap_or("none")
+            );
+        }
+        let mut applied = Vec::new();
+        for (migration, done) in &status.known[..=position] {
+            if *done {
+                continue;
+            }
+            let ran = match conn {
+                DbConnection::Postgres(c) => c.run_next_migration(POSTGRES_MIGRATIONS),
+                DbConnection::Sqlite(c) => c.run_next_migration(SQLITE_MIGRATIONS),
+            }
+            .map_err(|err| anyhow!("applying migration {}: {err}", migration.name))?;
+            applied.push(ran.to_string());
+        }
+        Ok(applied)
+    })
+}
+
 /// `keeper db downgrade N`: reverts the newest `steps` migrations. Returns the names reverted.
 pub fn downgrade(conn: &mut DbConnection, steps: usize) -> anyhow::Result<Vec<String>> {
     with_migration_lock(conn, |conn| {

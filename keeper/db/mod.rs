@@ -1,5 +1,6 @@
 //! The database of record: connections, pool, schema, migrations and queries.
 
+pub mod backup;
 pub(crate) mod builds;
 pub mod connection;
 pub(crate) mod editions;

@@ -41,6 +41,18 @@ impl Api {
         }
     }
 
+    /// A server on an existing database (one restored from a backup, say).
+    pub fn on(db: TestDatabase) -> Self {
+        let config = db.config(&[("KEEPER_SECRET_KEY", SECRET_KEY)]);
+        let server = TestServer::start(&config);
+        Self {
+            server,
+            db,
+            http: client(),
+            storage_dir: None,
+        }
+    }
+
     /// A server with an object store, as `keeper serve` runs it: the local store in a temporary
     /// directory unless `extra` configures another; `extra` adds variables.
     pub fn start_with_storage(backend: TestBackend, extra: &[(&str, &str)]) -> Self {
