@@ -40,6 +40,27 @@ pub const V2_MEDIA_TYPE: &str = "application/vnd.ltdkeeper.v2+json";
 
 /// Most directories one build may ask upload forms for.
 pub const MAX_DIRECTORIES: usize = 20_000;
+/// Longest directory of a build: its keys, with a file name, must stay under S3's 1024 bytes.
+pub const MAX_DIRECTORY_BYTES: usize = 512;
+/// Most git refs a build or an edition names.
+pub const MAX_GIT_REFS: usize = 32;
+/// Longest git ref.
+pub const MAX_GIT_REF_BYTES: usize = 255;
+
+/// 422 unless `refs` holds at most [`MAX_GIT_REFS`] refs of at most [`MAX_GIT_REF_BYTES`].
+pub fn check_ref_bounds(field: &str, refs: &[String]) -> ApiResult<()> {
+    if refs.len() > MAX_GIT_REFS {
+        return Err(ApiError::unprocessable(format!(
+            "{field}: at most {MAX_GIT_REFS} refs."
+        )));
+    }
+    if refs.iter().any(|git_ref| git_ref.len() > MAX_GIT_REF_BYTES) {
+        return Err(ApiError::unprocessable(format!(
+            "{field}: a ref is longer than {MAX_GIT_REF_BYTES} bytes."
+        )));
+    }
+    Ok(())
+}
 
 /// Concurrent uploads may race for the same automatic slug; each loser retries with the next.
 const AUTO_SLUG_ATTEMPTS: usize = 20;
@@ -146,6 +167,7 @@ fn validate_new_build(
             "git_refs must be a non-empty list of non-empty refs.",
         ));
     }
+    check_ref_bounds("git_refs", &request.git_refs)?;
     let slug = request
         .slug
         .as_deref()
@@ -156,6 +178,13 @@ fn validate_new_build(
     if requested.len() > MAX_DIRECTORIES {
         return Err(ApiError::unprocessable(format!(
             "directories: at most {MAX_DIRECTORIES} directories per build."
+        )));
+    }
+    if let Some(long) = requested.iter().find(|dir| dir.len() > MAX_DIRECTORY_BYTES) {
+        return Err(ApiError::unprocessable(format!(
+            "directories: {:?}... is longer than {MAX_DIRECTORY_BYTES} bytes; no upload form \
+             could hold its keys.",
+            long.chars().take(40).collect::<String>()
         )));
     }
     let root = BucketPrefix::product(product);

@@ -118,6 +118,9 @@ fn parse_mode(mode: Option<&str>) -> ApiResult<Option<TrackingMode>> {
 
 /// `git_refs` and `git_ref` need refs to track.
 fn check_tracking(mode: TrackingMode, tracked_refs: Option<&[String]>) -> ApiResult<()> {
+    if let Some(refs) = tracked_refs {
+        crate::api::builds::check_ref_bounds("tracked_refs", refs)?;
+    }
     let needs_refs = matches!(mode, TrackingMode::GitRefs | TrackingMode::GitRef);
     let has_refs = tracked_refs
         .is_some_and(|refs| !refs.is_empty() && refs.iter().all(|r| !r.trim().is_empty()));

@@ -65,6 +65,11 @@ pub struct ProductPatchRequest {
 /// such product. The v1 API names products by slug alone, so it creates none whose slug
 /// another organization uses.
 pub fn load_product(conn: &mut DbConnection, slug: &str) -> ApiResult<(Organization, Product)> {
+    // A name that is not a slug names no product; the database is not asked (PostgreSQL
+    // refuses a NUL in text with an error, not an empty result).
+    if ProductSlug::parse(slug).is_err() {
+        return Err(ApiError::not_found(format!("No product named {slug:?}.")));
+    }
     let product = or_not_found(find_product_by_slug(conn, slug), || {
         format!("No product named {slug:?}.")
     })?;

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::api::app::AppState;
 use crate::api::database::run_db;
 use crate::api::identity::{authenticate, Credentials, Identity};
-use crate::api::json::{created, format_datetime, format_optional_datetime, parse_json};
+use crate::api::json::{created, format_datetime, format_optional_datetime, parse_keeper_json};
 use crate::auth::issue::{issue_token, TokenError, TokenRequest};
 use crate::db::models::{now, ApiToken};
 use crate::db::tokens;
@@ -115,7 +115,7 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let identity = authenticate(&state, &credentials).await?;
     require_session(&identity)?;
-    let request: NewTokenRequest = parse_json(&body)?;
+    let request: NewTokenRequest = parse_keeper_json(&body)?;
     let (token, secret) = run_db(&state.pool, move |conn| {
         Ok(issue_token(
             conn,

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::api::app::AppState;
 use crate::api::database::run_db;
 use crate::api::identity::{authenticate, Credentials};
-use crate::api::json::{created, format_datetime, parse_json};
+use crate::api::json::{created, format_datetime, parse_keeper_json};
 use crate::api::products::conflict_or;
 use crate::auth::password::hash_password;
 use crate::db::users::{
@@ -136,7 +136,7 @@ pub async fn create(
     authenticate(&state, &credentials)
         .await?
         .require_unscoped(Permissions::ADMIN_USER)?;
-    let request: NewUserRequest = parse_json(&body)?;
+    let request: NewUserRequest = parse_keeper_json(&body)?;
     let username = Username::parse(&request.username).map_err(ApiError::unprocessable)?;
     let permissions = parse_permissions(&request.permissions)?;
     let password_hash = web::block(move || hash(request.password)).await??;
@@ -168,10 +168,10 @@ pub async fn patch(
     if !own || identity.api_token_id.is_some() {
         identity.require_unscoped(Permissions::ADMIN_USER)?;
     }
-    let request: UserPatchRequest = parse_json(&body)?;
+    let request: UserPatchRequest = parse_keeper_json(&body)?;
     if own && request.permissions.is_some() {
         // Nobody changes their own permissions: no accidental lock-out of the last admin.
-        return Err(ApiError::conflict(
+        return Err(ApiError::forbidden(
             "You cannot change your own permissions; ask another administrator.",
         ));
     }

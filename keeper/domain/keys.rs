@@ -117,9 +117,13 @@ impl fmt::Display for BucketPrefix {
 
 /// Checks a `/`-separated relative path: non-empty segments, none `.` or `..`, no backslash
 /// or control character.
+/// Most bytes in one segment of a key (a file name's limit on the local store).
+pub const MAX_SEGMENT_BYTES: usize = 255;
+
 fn check_relative_path(path: &str, field: &'static str, what: &str) -> Result<(), DomainError> {
     let segment_ok = |segment: &str| {
         !segment.is_empty()
+            && segment.len() <= MAX_SEGMENT_BYTES
             && segment != "."
             && segment != ".."
             && !segment.chars().any(|c| c == '\\' || c.is_control())
@@ -130,8 +134,9 @@ fn check_relative_path(path: &str, field: &'static str, what: &str) -> Result<()
         Err(DomainError::new(
             field,
             format!(
-                "{} is not a valid {what}: use '/'-separated names, without empty names, \
-                 \".\", \"..\", backslashes or control characters",
+                "{} is not a valid {what}: use '/'-separated names of at most \
+                 {MAX_SEGMENT_BYTES} bytes, without empty names, \".\", \"..\", backslashes or \
+                 control characters",
                 shown(path)
             ),
         ))

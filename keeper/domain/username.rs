@@ -1,4 +1,6 @@
-//! User names: 1 to 64 characters of letters, digits and `_ . @ + -` (the database checks the same).
+//! User names: 1 to 64 characters of letters, digits and `_ . @ + -`, and not `.` or `..`
+//! (which would make `/users/<name>` another path). The database checks the characters and the
+//! length.
 
 use std::fmt;
 
@@ -10,6 +12,12 @@ impl Username {
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         let valid_char = |c: char| c.is_ascii_alphanumeric() || "_.@+-".contains(c);
+        if raw == "." || raw == ".." {
+            return Err(format!(
+                "invalid user name {raw:?}: a user name must not be . or .. (it would name \
+                 another URL path)"
+            ));
+        }
         if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.chars().all(valid_char) {
             return Err(format!(
                 "invalid user name {raw:?}: use 1 to {} letters, digits or _ . @ + -",
@@ -39,7 +47,16 @@ mod tests {
         for ok in ["admin", "ci-bot", "alice@example.org", "a", "x.y_z+1"] {
             assert_eq!(Username::parse(ok).unwrap().as_str(), ok);
         }
-        for bad in ["", "has space", "ümlaut", "semi;colon", &"a".repeat(65)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "has space",
+            "ümlaut",
+            "semi;colon",
+            &"a".repeat(65),
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad}");
         }
     }

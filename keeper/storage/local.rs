@@ -13,7 +13,8 @@
 //!   a reader opens the data file and takes the description with its inode, so the headers and
 //!   the bytes it serves are always of the same version.
 //!
-//! Keys are checked by [`validate_key`] first: nothing can name a path outside the root.
+//! Keys are checked by [`validate_key`] first: nothing can name a path outside the root, and a
+//! segment too long for a file name is an invalid key, not an I/O error.
 //! Listing walks the tree depth first in key order, holding one directory's entries per level, so
 //! memory follows the tree's depth and width, not the number of objects.
 
@@ -151,8 +152,8 @@ impl LocalStore {
         to: &str,
         headers: CopiedHeaders,
     ) -> Result<(), StorageError> {
-        validate_key(from)?;
-        validate_key(to)?;
+        local_key(from)?;
+        local_key(to)?;
         let (from_owned, to_owned) = (from.to_owned(), to.to_owned());
         self.blocking("copy", from, move |inner| {
             inner.copy(&from_owned, &to_owned, headers)
@@ -167,6 +168,26 @@ fn encode_segment(segment: &str) -> String {
 
 fn decode_segment(name: &str) -> String {
     name.replace("%25", "%")
+}
+
+/// Most bytes in one file name (Linux's `NAME_MAX`).
+const MAX_FILE_NAME: usize = 255;
+
+/// [`validate_key`], and every segment fits in a file name once encoded (`%` as `%25`, and the
+/// object's own `%`): a longer key is refused as invalid, before the file system is asked,
+/// instead of failing there as an I/O error.
+fn local_key(key: &str) -> Result<(), StorageError> {
+    validate_key(key)?;
+    let too_long = key
+        .split('/')
+        .any(|segment| encode_segment(segment).len() + 1 > MAX_FILE_NAME);
+    if too_long {
+        return Err(StorageError::InvalidKey {
+            key: key.to_owned(),
+            reason: "a segment is longer than a file name may be (255 bytes)",
+        });
+    }
+    Ok(())
 }
 
 /// `a/b/c` -> `a/b/c%` (with `%` escaped in each segment).
@@ -580,14 +601,14 @@ impl ObjectStore for LocalStore {
     }
 
     async fn head(&self, key: &str) -> Result<ObjectHead, StorageError> {
-        validate_key(key)?;
+        local_key(key)?;
         let owned = key.to_owned();
         self.blocking("head", key, move |inner| inner.head(&owned))
             .await
     }
 
     async fn get(&self, key: &str) -> Result<Object, StorageError> {
-        validate_key(key)?;
+        local_key(key)?;
         let owned = key.to_owned();
         let (head, file) = self
             .blocking("get", key, move |inner| {
@@ -629,7 +650,7 @@ impl ObjectStore for LocalStore {
         body: Bytes,
         headers: &ObjectHeaders,
     ) -> Result<(), StorageError> {
-        validate_key(key)?;
+        local_key(key)?;
         let owned = key.to_owned();
         let headers = normalize(headers.clone());
         self.blocking("put", key, move |inner| inner.put(&owned, &body, headers))
@@ -668,7 +689,7 @@ impl ObjectStore for LocalStore {
                 .blocking("delete", &first, move |inner| {
                     let mut report = DeleteReport::default();
                     for key in batch {
-                        let outcome = validate_key(&key)
+                        let outcome = local_key(&key)
                             .map_err(|err| ("InvalidKey".to_owned(), err.to_string()))
                             .and_then(|()| {
                                 inner
