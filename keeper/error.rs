@@ -21,6 +21,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// Seconds for a `Retry-After` header (429).
+    retry_after: Option<u64>,
 }
 
 /// The short lower-case name of a status, as the original service wrote it (`"not found"`).
@@ -36,6 +38,15 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 with `Retry-After: <seconds>`.
+    pub fn too_many_requests(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, message)
         }
     }
 
@@ -100,8 +111,12 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"ltd-keeper\""));
+        // No `WWW-Authenticate` challenge on a 401: keeper's clients (`ltd upload`, `keeper
+        // upload`, scripts) send their credentials unasked, and a challenge would make a browser
+        // prompt for, then keep and resend, Basic credentials that a published page's script on
+        // the same origin could ride on.
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(self.body())
     }

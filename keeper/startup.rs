@@ -52,6 +52,7 @@ impl Prepared {
             &config.http.public_url_for(bound),
             SessionKeys::new(&self.secret_key, lifetime),
         )
+        .with_login(&config.auth.login)
     }
 }
 

@@ -20,7 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("storage", &["config", "domain", "retry"]),
     ("cdn", &["config", "retry"]),
     ("db", &["config", "domain"]),
-    ("auth", &["db", "domain"]),
+    ("auth", &["config", "db", "domain"]),
     (
         "backends",
         &["cdn", "config", "crypto", "db", "domain", "storage"],

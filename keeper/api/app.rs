@@ -10,9 +10,13 @@ use actix_web::middleware::{from_fn, ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, App, HttpRequest, ResponseError};
 use url::Url;
 
+use std::sync::Arc;
+
 use crate::api;
 use crate::api::request_log::log_request;
+use crate::auth::login::LoginGuard;
 use crate::auth::session::SessionKeys;
+use crate::config::LoginConfig;
 use crate::db::DbPool;
 use crate::error::ApiError;
 
@@ -24,6 +28,10 @@ pub struct AppState {
     pub sessions: SessionKeys,
     /// Keeper's external base URL, always ending in `/`.
     public_url: Url,
+    /// The bounded password checker and the failed-login throttles of this process.
+    pub login: Arc<LoginGuard>,
+    /// The header a trusted proxy names the client's address in; `None`: the connection's.
+    pub client_ip_header: Option<String>,
 }
 
 impl AppState {
@@ -37,7 +45,38 @@ impl AppState {
             pool,
             sessions,
             public_url,
+            login: Arc::new(LoginGuard::new(&LoginConfig::default())),
+            client_ip_header: None,
         }
+    }
+
+    /// This state with the login limits of `config` (a fresh throttle).
+    pub fn with_login(mut self, config: &LoginConfig) -> Self {
+        self.login = Arc::new(LoginGuard::new(config));
+        self.client_ip_header = config.client_ip_header.clone();
+        self
+    }
+
+    /// Who is calling, for throttling: the trusted proxy's header's last address when one is
+    /// configured, else the connection's peer address.
+    pub fn client_address(&self, request: &actix_web::HttpRequest) -> String {
+        if let Some(name) = &self.client_ip_header {
+            let forwarded = request
+                .headers()
+                .get_all(name.as_str())
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(','))
+                .map(str::trim)
+                .filter(|address| !address.is_empty())
+                .last();
+            if let Some(address) = forwarded {
+                return address.to_owned();
+            }
+        }
+        request
+            .peer_addr()
+            .map(|address| address.ip().to_string())
+            .unwrap_or_else(|| "unknown".to_owned())
     }
 
     /// Keeper's external base URL without the trailing `/` (e.g. `http://127.0.0.1:8080`).

@@ -1,7 +1,7 @@
 //! `GET /token`: trades a user name and password (HTTP Basic), or an API token, for a session
 //! token that later calls send as the Basic user name.
 
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -10,7 +10,6 @@ use crate::api::app::AppState;
 use crate::api::database::run_db;
 use crate::api::identity::{identity_for_token, Credentials};
 use crate::auth::api_token::{hash_api_token, looks_like_api_token};
-use crate::auth::password::verify_password;
 use crate::db::{tokens, users};
 use crate::domain::Username;
 use crate::error::{ApiError, ApiResult};
@@ -23,11 +22,46 @@ pub struct TokenResponse {
 /// Verified against when the user does not exist, so that both cases take as long.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1b2nM1W7rE5ZXoyT/t0ZHpVI5PYC/2wwzuhAxwEOUZQ";
 
+/// A user name and password to the user's id. Throttled per user name and per client before
+/// anything is looked up; the hash is checked in one of the bounded slots, with no database
+/// connection held; a user that does not exist costs the same as one that does.
+async fn password_login(
+    state: &AppState,
+    request: &HttpRequest,
+    username: String,
+    password: SecretString,
+) -> ApiResult<i64> {
+    let client = state.client_address(request);
+    if let Err(throttled) = state.login.admit(&username, &client) {
+        let seconds = throttled.retry_after.as_secs().max(1);
+        tracing::warn!(client = %client, retry_after = seconds, "login throttled");
+        return Err(ApiError::too_many_requests(
+            format!("Too many failed logins; retry in {seconds} s."),
+            seconds,
+        ));
+    }
+    let name = username.clone();
+    let user = run_db(&state.pool, move |conn| match Username::parse(&name) {
+        Ok(name) => Ok(users::find_user(conn, &name)?),
+        Err(_) => Ok(None),
+    })
+    .await?;
+    let hash = user
+        .as_ref()
+        .map_or_else(|| DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
+    let matches = state.login.verify(password, hash).await;
+    let user_id = user.filter(|_| matches).map(|user| user.id);
+    state.login.record(&username, &client, user_id.is_some());
+    user_id.ok_or_else(|| ApiError::unauthorized("Wrong user name or password."))
+}
+
 #[utoipa::path(get, path = "/token", tag = "auth",
-    responses((status = 200, body = TokenResponse), (status = 401, body = crate::error::ErrorBody)),
+    responses((status = 200, body = TokenResponse), (status = 401, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody)),
     security(("basic" = [])))]
 pub async fn get_token(
     state: web::Data<AppState>,
+    request: HttpRequest,
     credentials: Credentials,
 ) -> ApiResult<web::Json<TokenResponse>> {
     let api_token = match &credentials {
@@ -54,23 +88,10 @@ pub async fn get_token(
                 })
                 .await?
             }
-            (None, Credentials::Basic { username, password }) => {
-                let user_id = run_db(&state.pool, move |conn| {
-                    let user = match Username::parse(&username) {
-                        Ok(name) => users::find_user(conn, &name)?,
-                        Err(_) => None,
-                    };
-                    let hash = user
-                        .as_ref()
-                        .map_or(DUMMY_HASH, |u| u.password_hash.as_str());
-                    match (verify_password(&password, hash), user) {
-                        (true, Some(user)) => Ok(user.id),
-                        _ => Err(ApiError::unauthorized("Wrong user name or password.")),
-                    }
-                })
-                .await?;
-                (user_id, None)
-            }
+            (None, Credentials::Basic { username, password }) => (
+                password_login(&state, &request, username, password).await?,
+                None,
+            ),
             _ => return Err(ApiError::unauthorized(
                 "Send a user name and password with HTTP Basic authentication, or an API token.",
             )),

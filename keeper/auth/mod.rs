@@ -4,5 +4,6 @@
 
 pub mod api_token;
 pub(crate) mod issue;
+pub mod login;
 pub mod password;
 pub mod session;

@@ -17,6 +17,34 @@ pub struct AuthConfig {
     /// How long a token from `GET /token` stays valid.
     pub token_lifetime: Duration,
     pub bootstrap_user: Option<BootstrapUser>,
+    pub login: LoginConfig,
+}
+
+/// What a password login may cost (`KEEPER_LOGIN_*`, `KEEPER_CLIENT_IP_HEADER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginConfig {
+    /// Password hashes computed at once (each takes about 19 MiB and a core for a moment).
+    pub concurrent_hashes: usize,
+    /// Failed logins for one user name within `window` before it is refused with 429.
+    pub failures_per_user: u32,
+    /// Failed logins from one client address within `window` before it is refused with 429.
+    pub failures_per_client: u32,
+    pub window: Duration,
+    /// The header a trusted reverse proxy puts the client's address in (its last value is
+    /// taken); `None`: the address of the connection.
+    pub client_ip_header: Option<String>,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            concurrent_hashes: std::thread::available_parallelism().map_or(2, usize::from),
+            failures_per_user: 10,
+            failures_per_client: 100,
+            window: Duration::from_secs(300),
+            client_ip_header: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -59,9 +87,32 @@ pub(super) fn read<F: Fn(&str) -> Option<String>>(
             })
         }
     };
+    let defaults = LoginConfig::default();
+    let login = LoginConfig {
+        concurrent_hashes: vars
+            .number("KEEPER_LOGIN_CONCURRENCY", defaults.concurrent_hashes)?
+            .max(1),
+        failures_per_user: vars
+            .number("KEEPER_LOGIN_FAILURES_PER_USER", defaults.failures_per_user)?
+            .max(1),
+        failures_per_client: vars
+            .number(
+                "KEEPER_LOGIN_FAILURES_PER_CLIENT",
+                defaults.failures_per_client,
+            )?
+            .max(1),
+        window: Duration::from_secs(
+            vars.number("KEEPER_LOGIN_WINDOW_SECS", defaults.window.as_secs())?
+                .max(1),
+        ),
+        client_ip_header: vars
+            .get("KEEPER_CLIENT_IP_HEADER")
+            .map(|name| name.trim().to_ascii_lowercase()),
+    };
     Ok(AuthConfig {
         secret_key,
         token_lifetime: Duration::from_secs(vars.number("KEEPER_TOKEN_LIFETIME_SECS", 3600)?),
         bootstrap_user,
+        login,
     })
 }

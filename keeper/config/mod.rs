@@ -16,7 +16,7 @@ mod storage;
 mod vars;
 mod worker;
 
-pub use auth::{AuthConfig, BootstrapUser, MIN_SECRET_KEY_LEN};
+pub use auth::{AuthConfig, BootstrapUser, LoginConfig, MIN_SECRET_KEY_LEN};
 pub use cdn::{parse_varnish_urls, CdnConfig, FastlyApi, FastlyConfig, DEFAULT_FASTLY_API_URL};
 pub use database::{DatabaseConfig, DatabaseUrl, DEFAULT_DATABASE_URL};
 pub use http::{HttpConfig, DEFAULT_BIND};
@@ -138,6 +138,8 @@ mod tests {
             ("KEEPER_LOG_FORMAT", "xml"),
             ("KEEPER_HTTP_WORKERS", "0"),
             ("KEEPER_UPLOAD_FORM_EXPIRY_SECS", "5"),
+            ("KEEPER_LOGIN_WINDOW_SECS", "soon"),
+            ("KEEPER_LOGIN_FAILURES_PER_USER", "-1"),
         ] {
             let err = config(&[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{err}");

@@ -30,8 +30,15 @@ pub struct Reply {
 
 impl Api {
     pub fn start(backend: TestBackend) -> Self {
+        Self::start_with(backend, &[])
+    }
+
+    /// [`Api::start`] with more variables.
+    pub fn start_with(backend: TestBackend, extra: &[(&str, &str)]) -> Self {
         let db = TestDatabase::new(backend);
-        let config = db.config(&[("KEEPER_SECRET_KEY", SECRET_KEY)]);
+        let mut vars = vec![("KEEPER_SECRET_KEY", SECRET_KEY)];
+        vars.extend_from_slice(extra);
+        let config = db.config(&vars);
         let server = TestServer::start(&config);
         Self {
             server,
