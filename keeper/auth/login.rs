@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use tokio::sync::Semaphore;
 
-use crate::auth::password::verify_password;
+use crate::auth::password::{verify_password_in, HashMemory};
 use crate::config::LoginConfig;
 
 /// Most keys a throttle tracks: a flood of made-up user names cannot grow it past this (the
@@ -84,9 +84,10 @@ pub struct Throttled {
 }
 
 /// The throttles and the bounded password checker of one process.
-#[derive(Debug)]
 pub struct LoginGuard {
     hashes: Arc<Semaphore>,
+    /// One working memory per hash slot, reused: memory stays at slots × one hash's.
+    memories: Arc<Mutex<Vec<HashMemory>>>,
     users: Throttle,
     clients: Throttle,
 }
@@ -95,6 +96,7 @@ impl LoginGuard {
     pub fn new(limits: &LoginConfig) -> Self {
         Self {
             hashes: Arc::new(Semaphore::new(limits.concurrent_hashes.max(1))),
+            memories: Arc::new(Mutex::new(Vec::new())),
             users: Throttle::new(limits.failures_per_user, limits.window),
             clients: Throttle::new(limits.failures_per_client, limits.window),
         }
@@ -130,21 +132,43 @@ impl LoginGuard {
     /// Whether `password` matches `hash`, computed on the blocking pool once one of the bounded
     /// hash slots is free (callers wait in line; memory stays at slots × one hash).
     pub async fn verify(&self, password: SecretString, hash: String) -> bool {
-        self.verify_with(password, hash, verify_password).await
+        self.verify_with(password, hash, verify_password_in).await
     }
 
     async fn verify_with(
         &self,
         password: SecretString,
         hash: String,
-        check: fn(&SecretString, &str) -> bool,
+        check: fn(&SecretString, &str, &mut HashMemory) -> bool,
     ) -> bool {
         let Ok(_permit) = self.hashes.clone().acquire_owned().await else {
             return false;
         };
-        tokio::task::spawn_blocking(move || check(&password, &hash))
-            .await
-            .unwrap_or(false)
+        let memories = self.memories.clone();
+        let mut memory = lock(&memories).pop().unwrap_or_default();
+        tokio::task::spawn_blocking(move || {
+            let matches = check(&password, &hash, &mut memory);
+            lock(&memories).push(memory);
+            matches
+        })
+        .await
+        .unwrap_or(false)
+    }
+}
+
+fn lock(memories: &Mutex<Vec<HashMemory>>) -> std::sync::MutexGuard<'_, Vec<HashMemory>> {
+    memories
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl std::fmt::Debug for LoginGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginGuard")
+            .field("free_hash_slots", &self.hashes.available_permits())
+            .field("users", &self.users)
+            .field("clients", &self.clients)
+            .finish()
     }
 }
 
@@ -194,7 +218,7 @@ mod tests {
     static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
     static MOST: AtomicUsize = AtomicUsize::new(0);
 
-    fn slow_check(_: &SecretString, _: &str) -> bool {
+    fn slow_check(_: &SecretString, _: &str, _: &mut HashMemory) -> bool {
         let now = IN_FLIGHT.fetch_add(1, Ordering::SeqCst) + 1;
         MOST.fetch_max(now, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(20));
