@@ -53,6 +53,7 @@ impl Prepared {
             SessionKeys::new(&self.secret_key, lifetime),
         )
         .with_login(&config.auth.login)
+        .with_body_timeout(config.http.body_timeout)
     }
 }
 
@@ -130,10 +131,15 @@ pub fn start_http_with(
         })
     })
     .disable_signals()
-    .shutdown_timeout(http.shutdown_timeout.as_secs());
-    if let Some(workers) = http.workers {
-        server = server.workers(workers);
-    }
+    .shutdown_timeout(http.shutdown_timeout.as_secs())
+    .client_request_timeout(http.header_timeout);
+    let workers = http
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    // actix counts connections per worker thread.
+    server = server
+        .workers(workers)
+        .max_connections(http.max_connections.div_ceil(workers).max(1));
     Ok(server.listen(listener).context("listening")?.run())
 }
 

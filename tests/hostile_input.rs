@@ -137,3 +137,66 @@ fn overlong_segments_are_refused_before_the_store() {
         assert_eq!(response.status(), 404, "{path}");
     }
 }
+
+/// Sends a request head announcing a 1 MiB body, then a few bytes of it, and stalls; returns
+/// what the server answered (the connection closed after it) within `patience`.
+fn stalled_post(
+    api: &Api,
+    path: &str,
+    authorization: Option<&str>,
+    patience: std::time::Duration,
+) -> String {
+    use std::io::{Read, Write};
+    let address = api.url("/");
+    let address = address.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1048576\r\n"
+    );
+    if let Some(value) = authorization {
+        head.push_str(&format!("Authorization: {value}\r\n"));
+    }
+    head.push_str("\r\n{\"slug\": \"stalled\"");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(patience)).unwrap();
+    let mut answer = Vec::new();
+    // Read until the server closes the connection (or the patience runs out: then the test
+    // fails on what it got).
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A stalled body is answered 408 and its connection closed once the body timeout passes; an
+/// anonymous request is answered 401 without its body being read at all.
+#[test]
+fn stalled_bodies_are_dropped_and_anonymous_ones_never_read() {
+    let api = Api::start_with(TestBackend::Sqlite, &[("KEEPER_BODY_TIMEOUT_SECS", "1")]);
+    let admin = api.user("admin", Permissions::ALL);
+    let patience = std::time::Duration::from_secs(20);
+
+    let anonymous = stalled_post(&api, "/products/", None, patience);
+    assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{admin}:"))
+    );
+    let started = std::time::Instant::now();
+    let stalled = stalled_post(&api, "/products/", Some(&basic), patience);
+    assert!(stalled.starts_with("HTTP/1.1 408"), "{stalled}");
+    assert!(stalled.contains("\"status\":408"), "{stalled}");
+    assert!(
+        started.elapsed() < patience,
+        "the connection was not closed after the 408"
+    );
+    assert_eq!(
+        api.get("/products/").body["products"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "a stalled body created something"
+    );
+}

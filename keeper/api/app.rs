@@ -13,6 +13,7 @@ use url::Url;
 use std::sync::Arc;
 
 use crate::api;
+use crate::api::body::BodyLimits;
 use crate::api::request_log::log_request;
 use crate::auth::login::LoginGuard;
 use crate::auth::session::SessionKeys;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub login: Arc<LoginGuard>,
     /// The header a trusted proxy names the client's address in; `None`: the connection's.
     pub client_ip_header: Option<String>,
+    /// How long a request body may take to arrive once a handler reads it.
+    pub body_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -47,7 +50,14 @@ impl AppState {
             public_url,
             login: Arc::new(LoginGuard::new(&LoginConfig::default())),
             client_ip_header: None,
+            body_timeout: std::time::Duration::from_secs(30),
         }
+    }
+
+    /// This state with request bodies given `timeout` to arrive.
+    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.body_timeout = timeout;
+        self
     }
 
     /// This state with the login limits of `config` (a fresh throttle).
@@ -126,10 +136,15 @@ pub fn app_with(
         InitError = (),
     >,
 > {
+    let body_limits = BodyLimits {
+        max_bytes: max_body_bytes,
+        timeout: state.body_timeout,
+    };
     App::new()
         .app_data(web::Data::new(state))
         .app_data(json_config(max_body_bytes))
         .app_data(web::PayloadConfig::new(max_body_bytes))
+        .app_data(web::Data::new(body_limits))
         .app_data(web::PathConfig::default().error_handler(path_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .configure(services)

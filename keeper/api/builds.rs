@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::app::AppState;
+use crate::api::body::Body;
 use crate::api::database::run_db;
 use crate::api::identity::{authenticate, Credentials, Identity};
 use crate::api::json::{created, parse_json};
@@ -221,7 +222,7 @@ pub async fn create_build(
     http_request: HttpRequest,
     credentials: Credentials,
     slug: web::Path<String>,
-    body: web::Bytes,
+    body: Body,
 ) -> ApiResult<HttpResponse> {
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::UPLOAD_BUILD)?;
@@ -255,6 +256,7 @@ pub async fn create_build(
         }
     };
     let caller = identity.clone();
+    let body = body.read().await?;
     let (organization, product, request) = run_db(&state.pool, move |conn| {
         let (organization, product) = load_product(conn, &product_slug)?;
         caller.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;
@@ -482,11 +484,12 @@ pub async fn patch_build(
     state: web::Data<AppState>,
     credentials: Credentials,
     id: web::Path<i64>,
-    body: web::Bytes,
+    body: Body,
 ) -> ApiResult<web::Json<BuildResponse>> {
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::UPLOAD_BUILD)?;
     let id = id.into_inner();
+    let body = body.read().await?;
     let (organization, product, build) = run_db(&state.pool, move |conn| {
         let (_, product, _) = load_build(conn, id)?;
         identity.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::app::AppState;
+use crate::api::body::Body;
 use crate::api::database::run_db;
 use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, parse_json};
@@ -177,12 +178,13 @@ pub async fn create(
     state: web::Data<AppState>,
     credentials: Credentials,
     slug: web::Path<String>,
-    body: web::Bytes,
+    body: Body,
 ) -> ApiResult<HttpResponse> {
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::ADMIN_EDITION)?;
     let product_slug = slug.into_inner();
     let public = state.clone();
+    let body = body.read().await?;
     let loaded = run_db(&state.pool, move |conn| {
         let (_, product) = load_product(conn, &product_slug)?;
         identity.require_for_product(Permissions::ADMIN_EDITION, product.id)?;
@@ -272,12 +274,13 @@ pub async fn patch(
     state: web::Data<AppState>,
     credentials: Credentials,
     id: web::Path<i64>,
-    body: web::Bytes,
+    body: Body,
 ) -> ApiResult<web::Json<EditionResponse>> {
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::ADMIN_EDITION)?;
     let id = id.into_inner();
     let public = state.clone();
+    let body = body.read().await?;
     let loaded = run_db(&state.pool, move |conn| {
         let current = load_edition(conn, id)?;
         identity.require_for_product(Permissions::ADMIN_EDITION, current.product.id)?;

@@ -3,6 +3,7 @@
 //! knows HTTP.
 
 pub mod app;
+pub(crate) mod body;
 pub mod builds;
 pub(crate) mod database;
 pub(crate) mod editions;

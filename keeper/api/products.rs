@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::app::AppState;
+use crate::api::body::Body;
 use crate::api::database::run_db;
 use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, parse_json};
@@ -137,11 +138,11 @@ pub async fn get_product(
 pub async fn create_product(
     state: web::Data<AppState>,
     credentials: Credentials,
-    body: web::Bytes,
+    body: Body,
 ) -> ApiResult<HttpResponse> {
     let identity = authenticate(&state, &credentials).await?;
     identity.require_unscoped(Permissions::ADMIN_PRODUCT)?;
-    let request: NewProductRequest = parse_json(&body)?;
+    let request: NewProductRequest = parse_json(&body.read().await?)?;
     let slug = ProductSlug::parse(&request.slug)
         .map_err(|err| ApiError::unprocessable(err.to_string()))?;
     let main_mode = match request.main_mode.as_deref() {
@@ -234,11 +235,12 @@ pub async fn patch_product(
     state: web::Data<AppState>,
     credentials: Credentials,
     slug: web::Path<String>,
-    body: web::Bytes,
+    body: Body,
 ) -> ApiResult<web::Json<ProductResponse>> {
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::ADMIN_PRODUCT)?;
     let slug = slug.into_inner();
+    let body = body.read().await?;
     let (organization, product) = run_db(&state.pool, move |conn| {
         let (organization, product) = load_product(conn, &slug)?;
         identity.require_for_product(Permissions::ADMIN_PRODUCT, product.id)?;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::app::AppState;
+use crate::api::body::Body;
 use crate::api::database::run_db;
 use crate::api::identity::{authenticate, Credentials, Identity};
 use crate::api::json::{created, format_datetime, format_optional_datetime, parse_keeper_json};
@@ -111,11 +112,11 @@ impl From<NewTokenRequest> for TokenRequest {
 pub async fn create(
     state: web::Data<AppState>,
     credentials: Credentials,
-    body: web::Bytes,
+    body: Body,
 ) -> ApiResult<HttpResponse> {
     let identity = authenticate(&state, &credentials).await?;
     require_session(&identity)?;
-    let request: NewTokenRequest = parse_keeper_json(&body)?;
+    let request: NewTokenRequest = parse_keeper_json(&body.read().await?)?;
     let (token, secret) = run_db(&state.pool, move |conn| {
         Ok(issue_token(
             conn,

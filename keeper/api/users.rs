@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::app::AppState;
+use crate::api::body::Body;
 use crate::api::database::run_db;
 use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, format_datetime, parse_keeper_json};
@@ -131,12 +132,12 @@ pub async fn get(
 pub async fn create(
     state: web::Data<AppState>,
     credentials: Credentials,
-    body: web::Bytes,
+    body: Body,
 ) -> ApiResult<HttpResponse> {
     authenticate(&state, &credentials)
         .await?
         .require_unscoped(Permissions::ADMIN_USER)?;
-    let request: NewUserRequest = parse_keeper_json(&body)?;
+    let request: NewUserRequest = parse_keeper_json(&body.read().await?)?;
     let username = Username::parse(&request.username).map_err(ApiError::unprocessable)?;
     let permissions = parse_permissions(&request.permissions)?;
     let password_hash = web::block(move || hash(request.password)).await??;
@@ -160,7 +161,7 @@ pub async fn patch(
     state: web::Data<AppState>,
     credentials: Credentials,
     username: web::Path<String>,
-    body: web::Bytes,
+    body: Body,
 ) -> ApiResult<web::Json<UserResponse>> {
     let identity = authenticate(&state, &credentials).await?;
     let username = username.into_inner();
@@ -168,7 +169,7 @@ pub async fn patch(
     if !own || identity.api_token_id.is_some() {
         identity.require_unscoped(Permissions::ADMIN_USER)?;
     }
-    let request: UserPatchRequest = parse_keeper_json(&body)?;
+    let request: UserPatchRequest = parse_keeper_json(&body.read().await?)?;
     if own && request.permissions.is_some() {
         // Nobody changes their own permissions: no accidental lock-out of the last admin.
         return Err(ApiError::forbidden(

@@ -23,6 +23,12 @@ pub struct HttpConfig {
     pub workers: Option<usize>,
     /// How long in-flight requests get to finish after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request's head (line and headers); then 408.
+    pub header_timeout: Duration,
+    /// How long a request's body may take to arrive once a handler reads it; then 408.
+    pub body_timeout: Duration,
+    /// Most connections the process holds open at once; more wait in the listen queue.
+    pub max_connections: usize,
 }
 
 impl HttpConfig {
@@ -59,5 +65,10 @@ pub(super) fn read<F: Fn(&str) -> Option<String>>(
             }
         })?,
         shutdown_timeout: Duration::from_secs(vars.number("KEEPER_SHUTDOWN_TIMEOUT_SECS", 30)?),
+        header_timeout: Duration::from_secs(
+            vars.number("KEEPER_HEADER_TIMEOUT_SECS", 5u64)?.max(1),
+        ),
+        body_timeout: Duration::from_secs(vars.number("KEEPER_BODY_TIMEOUT_SECS", 30u64)?.max(1)),
+        max_connections: vars.number("KEEPER_MAX_CONNECTIONS", 1024usize)?.max(1),
     })
 }
