@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Floods `GET /token` with wrong passwords against a real `keeper serve` while a normal client
-reads, and prints what the flood cost (issue 14).
+reads, then opens `STALLED` (200) requests that announce a body and never send it, and prints
+what each cost (issue 14).
 
     bench/login_flood.py                      # SQLite, debug build
     PROFILE=release CLIENTS=64 SECONDS=30 bench/login_flood.py
@@ -9,7 +10,9 @@ reads, and prints what the flood cost (issue 14).
 Prints: the server's peak RSS (VmHWM) before and after the flood, the normal client's median and
 99th-percentile latency on `GET /products/` and `GET /docs/<product>/` (reads that need no
 password), how many guesses reached the password hash (answered 401) and how many were turned
-away by the throttle (429). Traffic goes to loopback only and stops by itself.
+away by the throttle (429); then, for the stalled bodies (half anonymous, half with a valid
+token; `BODY_TIMEOUT` seconds, default 5), how many were answered and closed within the timeout
+and the server's RSS before, during and after. Traffic goes to loopback only and stops by itself.
 """
 
 import base64
@@ -26,6 +29,8 @@ import urllib.error
 import urllib.request
 
 CLIENTS = int(os.environ.get("CLIENTS", "64"))
+STALLED = int(os.environ.get("STALLED", "200"))
+BODY_TIMEOUT = int(os.environ.get("BODY_TIMEOUT", "5"))
 SECONDS = float(os.environ.get("SECONDS", "30"))
 PROFILE = os.environ.get("PROFILE", "debug")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,6 +85,46 @@ def request(url, user=None, password=None, token=None, method="GET", body=None):
         return err.code, err.read()
 
 
+def stalled_bodies(base, token, pid):
+    """Opens STALLED connections that announce 1 MiB and send 10 bytes, then waits for each
+    answer; counts those answered (and closed) within the body timeout plus a margin."""
+    host, port = base.removeprefix("http://").split(":")
+    before = rss_mib(pid)
+    sockets = []
+    for n in range(STALLED):
+        conn = socket.create_connection((host, int(port)))
+        auth = ""
+        if n % 2:
+            pair = base64.b64encode(f"{token}:".encode()).decode()
+            auth = f"Authorization: Basic {pair}\r\n"
+        conn.sendall((f"POST /products/ HTTP/1.1\r\nHost: {host}\r\n"
+                      "Content-Type: application/json\r\nContent-Length: 1048576\r\n"
+                      f"{auth}\r\n{{\"slug\": \"").encode())
+        conn.settimeout(BODY_TIMEOUT + 10)
+        sockets.append((n, conn))
+    opened = time.time()
+    during = rss_mib(pid)
+    statuses = {}
+    closed_in_time = 0
+    for n, conn in sockets:
+        try:
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+            status = data.split(b" ", 2)[1].decode() if data.startswith(b"HTTP/") else "none"
+            if time.time() - opened <= BODY_TIMEOUT + 5:
+                closed_in_time += 1
+        except OSError:
+            status = "timeout"
+        statuses[status] = statuses.get(status, 0) + 1
+        conn.close()
+    after = rss_mib(pid)
+    print(f"stalled bodies: {STALLED} (half anonymous), body timeout {BODY_TIMEOUT} s")
+    print(f"  answers: {dict(sorted(statuses.items()))}; answered and closed within the timeout "
+          f"+ 5 s: {closed_in_time}")
+    print(f"  server RSS before {before:.0f} MiB, while open {during:.0f} MiB, after {after:.0f} MiB")
+
+
 def main():
     binary = keeper_binary()
     work = tempfile.mkdtemp(prefix="keeper-flood.")
@@ -91,6 +136,7 @@ def main():
         "KEEPER_BOOTSTRAP_USER": "admin",
         "KEEPER_BOOTSTRAP_PASSWORD": "the admin's password",
         "KEEPER_LOG": "warn",
+        "KEEPER_BODY_TIMEOUT_SECS": str(BODY_TIMEOUT),
     }
     for name in ("MALLOC_ARENA_MAX", "KEEPER_LOGIN_CONCURRENCY", "KEEPER_LOGIN_FAILURES_PER_CLIENT",
                  "KEEPER_HTTP_WORKERS"):
@@ -158,6 +204,7 @@ def main():
               f"{counts['429']}; other: {counts['other']}")
         print(f"  normal reads during the flood: {len(reads)}, p50 "
               f"{statistics.median(reads) if reads else float('nan'):.1f} ms, p99 {p99:.1f} ms")
+        stalled_bodies(base, token, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
