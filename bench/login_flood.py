@@ -52,20 +52,21 @@ def free_port():
         return s.getsockname()[1]
 
 
-def peak_rss_mib(pid):
+def memory_mib(pid, field):
+    """A memory figure of /proc/<pid>/status: VmRSS (resident now) or VmHWM (peak resident)."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
 
 def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return memory_mib(pid, "VmRSS")
+
+
+def peak_rss_mib(pid):
+    return memory_mib(pid, "VmHWM")
 
 
 def request(url, user=None, password=None, token=None, method="GET", body=None):
