@@ -1,7 +1,10 @@
 //! Builds: `/products/<slug>/builds/` and `/builds/<id>`.
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -31,10 +34,6 @@ use crate::domain::{
 use crate::error::{or_not_found, ApiError, ApiResult};
 use crate::ops::delete;
 use crate::storage::{ObjectStore, StorageError};
-
-use std::sync::Arc;
-
-use futures::TryStreamExt;
 
 /// The media type with which clients ask for presigned upload forms.
 pub const V2_MEDIA_TYPE: &str = "application/vnd.ltdkeeper.v2+json";

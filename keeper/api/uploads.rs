@@ -16,9 +16,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
-
 use diesel::OptionalExtension;
+use futures::TryStreamExt;
 
 use crate::api::app::AppState;
 use crate::api::database::run_db;
