@@ -330,6 +330,13 @@ fn site_server_path_layout() {
     assert_eq!(header(&response, "cache-control"), "max-age=31536000");
     let etag = header(&response, "etag").to_owned();
     assert!(response.headers().contains_key("last-modified"));
+    // Served from keeper's own origin: the page may fetch published content only, not the API.
+    let docs = site.server.url("/docs/");
+    assert_eq!(
+        header(&response, "content-security-policy"),
+        format!("connect-src {docs}; form-action {docs}; frame-ancestors 'self'")
+    );
+    assert_eq!(header(&response, "x-content-type-options"), "nosniff");
     assert_eq!(response.text().unwrap(), "<h1>main</h1>");
 
     assert_eq!(
@@ -449,6 +456,9 @@ fn site_server_answers_by_host() {
     publish_demo(&site);
     let response = site.get_host("demo.example.org", "/");
     assert_eq!(response.status(), 200);
+    // The product's own origin: no policy about keeper's API is needed there.
+    assert!(!response.headers().contains_key("content-security-policy"));
+    assert_eq!(header(&response, "x-content-type-options"), "nosniff");
     assert_eq!(response.text().unwrap(), "<h1>main</h1>");
     let response = site.get_host("demo.example.org:8080", "/v/v1/");
     assert_eq!(response.text().unwrap(), "<h1>v1</h1>");

@@ -182,7 +182,7 @@ async fn serve_by_path(req: HttpRequest, site: web::Data<SiteServer>) -> HttpRes
         None => (after, String::new()),
     };
     let product = percent_decode_str(product).decode_utf8_lossy().into_owned();
-    serve(&req, &site, &product, &rest).await
+    serve(&req, &site, &product, &rest, Origin::SharedWithApi).await
 }
 
 async fn serve_by_host(req: HttpRequest, site: web::Data<SiteServer>) -> HttpResponse {
@@ -192,10 +192,37 @@ async fn serve_by_host(req: HttpRequest, site: web::Data<SiteServer>) -> HttpRes
     let Some(product) = product_from_host(host_of(req.head()), domain).map(str::to_owned) else {
         return not_found();
     };
-    serve(&req, &site, &product, req.path()).await
+    serve(&req, &site, &product, req.path(), Origin::Product).await
 }
 
-async fn serve(req: &HttpRequest, site: &SiteServer, product: &str, rest: &str) -> HttpResponse {
+/// Whose origin a published page is served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Keeper's own (the path layout, `/docs/<product>/`): the API answers on the same origin.
+    SharedWithApi,
+    /// The product's own host (the subdomain layout).
+    Product,
+}
+
+/// The policy that keeps a published page's scripts away from keeper's API when both share an
+/// origin: the page may fetch, and post forms to, published content (`/docs/`) only, and no
+/// other page may frame it. Keeper holds no ambient credentials for a script to ride on (no
+/// cookies, no `WWW-Authenticate` challenge, so no browser-kept Basic credentials); this also
+/// stops a page from calling the API at all. Production serves sites from their own domain
+/// behind a CDN, where this does not apply.
+fn shared_origin_policy(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    let docs = format!("{}://{}{PATH_PREFIX}/", info.scheme(), info.host());
+    format!("connect-src {docs}; form-action {docs}; frame-ancestors 'self'")
+}
+
+async fn serve(
+    req: &HttpRequest,
+    site: &SiteServer,
+    product: &str,
+    rest: &str,
+    origin: Origin,
+) -> HttpResponse {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut response = actix_web::ResponseError::error_response(&ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -238,6 +265,10 @@ async fn serve(req: &HttpRequest, site: &SiteServer, product: &str, rest: &str) 
     }
     let mut response = HttpResponse::Ok();
     object_headers(&mut response, &key, &head);
+    response.insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    if origin == Origin::SharedWithApi {
+        response.insert_header((header::CONTENT_SECURITY_POLICY, shared_origin_policy(req)));
+    }
     if let (Some(etag), Some(wanted)) =
         (&head.summary.etag, req.headers().get(header::IF_NONE_MATCH))
     {
