@@ -100,7 +100,10 @@ on_both_backends!(control_characters_and_odd_names_are_refused);
 /// (they were a 500 "File name too long" and a 503 "the object store does not answer").
 #[test]
 fn overlong_segments_are_refused_before_the_store() {
-    let api = Api::start_with_storage(TestBackend::Sqlite, &[]);
+    let api = Api::start_with_storage(
+        TestBackend::Sqlite,
+        &[("KEEPER_SITES_ROOT_DOMAIN", "example.org")],
+    );
     let admin = api.user("admin", Permissions::ALL);
     api.product(&admin, "demo");
     let build = api
@@ -136,6 +139,13 @@ fn overlong_segments_are_refused_before_the_store() {
         let response = client().get(api.url(&path)).send().unwrap();
         assert_eq!(response.status(), 404, "{path}");
     }
+    // A 300-byte Host label (the subdomain layout) names no product either.
+    let response = client()
+        .get(api.url("/index.html"))
+        .header("Host", format!("{}.example.org", "h".repeat(300)))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 404);
 }
 
 /// Sends a request head announcing a 1 MiB body, then a few bytes of it, and stalls; returns
