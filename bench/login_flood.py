@@ -17,6 +17,7 @@ and the server's RSS before, during and after. Traffic goes to loopback only and
 
 import base64
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -84,6 +85,17 @@ def request(url, user=None, password=None, token=None, method="GET", body=None):
             return response.status, response.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
+
+
+def reader(base, stop, results):
+    """Reads `/products/` and `/docs/demo/` in turn until `stop`; sends the latencies (ms)."""
+    reads = []
+    while not stop.is_set():
+        for path in ("/products/", "/docs/demo/"):
+            started = time.perf_counter()
+            request(f"{base}{path}")
+            reads.append((time.perf_counter() - started) * 1000)
+    results.put(reads)
 
 
 def stalled_bodies(base, token, pid):
@@ -176,23 +188,24 @@ def main():
                 with lock:
                     counts[key] += 1
 
-        reads = []
-
-        def reader():
-            while not stop.is_set():
-                for path in ("/products/", "/docs/demo/"):
-                    started = time.perf_counter()
-                    request(f"{base}{path}")
-                    reads.append((time.perf_counter() - started) * 1000)
-
+        # The reader runs in its own process, so that its latencies do not include waiting for
+        # the flooding threads' interpreter lock.
+        results = multiprocessing.Queue()
+        reader_stop = multiprocessing.Event()
+        reader_process = multiprocessing.Process(
+            target=reader, args=(base, reader_stop, results)
+        )
         threads = [threading.Thread(target=guesser, args=(n,)) for n in range(CLIENTS)]
-        threads.append(threading.Thread(target=reader))
+        reader_process.start()
         for thread in threads:
             thread.start()
         time.sleep(SECONDS)  # the flood's duration (a measurement, not a synchronization)
         stop.set()
+        reader_stop.set()
         for thread in threads:
             thread.join()
+        reads = results.get()
+        reader_process.join()
         reads.sort()
         p99 = reads[max(0, int(len(reads) * 0.99) - 1)] if reads else float("nan")
         load = os.getloadavg()
