@@ -35,22 +35,18 @@ impl Api {
 
     /// [`Api::start`] with more variables.
     pub fn start_with(backend: TestBackend, extra: &[(&str, &str)]) -> Self {
-        let db = TestDatabase::new(backend);
-        let mut vars = vec![("KEEPER_SECRET_KEY", SECRET_KEY)];
-        vars.extend_from_slice(extra);
-        let config = db.config(&vars);
-        let server = TestServer::start(&config);
-        Self {
-            server,
-            db,
-            http: client(),
-            storage_dir: None,
-        }
+        Self::on_with(TestDatabase::new(backend), extra)
     }
 
     /// A server on an existing database (one restored from a backup, say).
     pub fn on(db: TestDatabase) -> Self {
-        let config = db.config(&[("KEEPER_SECRET_KEY", SECRET_KEY)]);
+        Self::on_with(db, &[])
+    }
+
+    fn on_with(db: TestDatabase, extra: &[(&str, &str)]) -> Self {
+        let mut vars = vec![("KEEPER_SECRET_KEY", SECRET_KEY)];
+        vars.extend_from_slice(extra);
+        let config = db.config(&vars);
         let server = TestServer::start(&config);
         Self {
             server,
