@@ -364,14 +364,17 @@ async fn copy_rewrites_metadata_and_keeps_every_other_header(fixture: Fixture) {
         metadata: Metadata::from([("surrogate-key".into(), "other-key".into())]),
         ..ObjectHeaders::default()
     };
-    store.copy_with_headers(from, to, &given).await.unwrap();
+    store
+        .copy_with_headers(from, to, &given, None)
+        .await
+        .unwrap();
     assert_eq!(store.head(to).await.unwrap().headers, given);
     assert_eq!(
         store.get(to).await.unwrap().bytes().await.unwrap(),
         Bytes::from_static(b"body {}")
     );
     let err = store
-        .copy_with_headers("demo/builds/3/missing", to, &given)
+        .copy_with_headers("demo/builds/3/missing", to, &given, None)
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");

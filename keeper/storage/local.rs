@@ -70,8 +70,8 @@ struct Sidecar {
 enum CopiedHeaders {
     /// The source's, read with its data, with these user metadata entries added or replaced.
     SourceWith(Metadata),
-    /// Exactly these.
-    Exactly(ObjectHeaders),
+    /// Exactly these; with an ETag, only if the source still has it.
+    Exactly(ObjectHeaders, Option<String>),
 }
 
 impl LocalStore {
@@ -247,6 +247,11 @@ fn temp_inode(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// ETags compared as S3 compares them: with or without their quotes.
+fn same_etag(stored: &str, expected: &str) -> bool {
+    stored.trim_matches('"') == expected.trim_matches('"')
+}
+
 fn etag_of(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     format!("\"{}\"", hex::encode(&digest[..16]))
@@ -413,6 +418,14 @@ impl Inner {
 
     fn copy(&self, from: &str, to: &str, headers: CopiedHeaders) -> Result<(), StorageError> {
         let (mut source, _, mut sidecar) = self.open_consistent("copy", from)?;
+        if let CopiedHeaders::Exactly(_, Some(expected)) = &headers {
+            if !same_etag(&sidecar.etag, expected) {
+                return Err(StorageError::Changed {
+                    key: from.to_owned(),
+                    expected: expected.clone(),
+                });
+            }
+        }
         let temp = self.temp_path();
         let copied =
             fs::File::create(&temp).and_then(|mut target| io::copy(&mut source, &mut target));
@@ -423,7 +436,7 @@ impl Inner {
         sidecar.inode = temp_inode(&temp);
         sidecar.headers = match headers {
             CopiedHeaders::SourceWith(overrides) => sidecar.headers.with_metadata(&overrides),
-            CopiedHeaders::Exactly(headers) => headers,
+            CopiedHeaders::Exactly(headers, _) => headers,
         };
         self.put_parts(to, &temp, &sidecar)
     }
@@ -667,9 +680,10 @@ impl ObjectStore for LocalStore {
         from: &str,
         to: &str,
         headers: &ObjectHeaders,
+        if_match: Option<&str>,
     ) -> Result<(), StorageError> {
-        self.copy_as(from, to, CopiedHeaders::Exactly(headers.clone()))
-            .await
+        let copied = CopiedHeaders::Exactly(headers.clone(), if_match.map(str::to_owned));
+        self.copy_as(from, to, copied).await
     }
 
     async fn any_key(&self) -> Result<Option<String>, StorageError> {

@@ -107,6 +107,9 @@ pub enum StorageError {
     InvalidPrefix { prefix: String },
     #[error("no object at {key:?}")]
     NotFound { key: String },
+    /// A conditional copy found the source changed: its ETag is no longer the expected one.
+    #[error("{key:?} changed: its ETag is no longer {expected}")]
+    Changed { key: String, expected: String },
     #[error("{operation} {key:?} failed{}: {source}", status.map(|s| format!(" with status {s}")).unwrap_or_default())]
     Backend {
         operation: &'static str,
@@ -127,6 +130,11 @@ pub enum StorageError {
 impl StorageError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
+    }
+
+    /// The source of a conditional copy is missing or no longer the expected version.
+    pub fn is_changed_or_missing(&self) -> bool {
+        matches!(self, Self::NotFound { .. } | Self::Changed { .. })
     }
 }
 
@@ -154,15 +162,17 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// entries of `metadata` added or replaced (e.g. `surrogate-key`).
     async fn copy(&self, from: &str, to: &str, metadata: &Metadata) -> Result<(), StorageError>;
 
-    /// Copies `from` to `to` and stores the copy with exactly `headers` (typically the source's
-    /// headers from [`ObjectStore::head`], changed by the caller). It does not read the
-    /// source's headers itself, so a caller that reads them ahead of the copies (the rebuild
-    /// pipeline) keeps both kinds of request busy at once.
+    /// Copies `from` to `to` and stores the copy with exactly `headers` (the source's headers as
+    /// a HEAD or a sealed build's manifest gave them, changed by the caller). It does not read
+    /// the source's headers itself. With `if_match`, the copy happens only if the source's ETag
+    /// is still that one (S3's `x-amz-copy-source-if-match`); otherwise
+    /// [`StorageError::Changed`] and nothing is written.
     async fn copy_with_headers(
         &self,
         from: &str,
         to: &str,
         headers: &ObjectHeaders,
+        if_match: Option<&str>,
     ) -> Result<(), StorageError>;
 
     /// Deletes up to [`DELETE_BATCH`] keys in one request; longer slices go in several.

@@ -402,16 +402,18 @@ impl ObjectStore for S3Store {
     async fn copy(&self, from: &str, to: &str, metadata: &Metadata) -> Result<(), StorageError> {
         validate_key(to)?;
         let source = self.head(from).await?;
-        self.copy_with_headers(from, to, &source.headers.with_metadata(metadata))
+        self.copy_with_headers(from, to, &source.headers.with_metadata(metadata), None)
             .await
     }
 
-    /// One `CopyObject` with the REPLACE directive and `headers`.
+    /// One `CopyObject` with the REPLACE directive and `headers` (and `if_match` as the
+    /// copy-source condition).
     async fn copy_with_headers(
         &self,
         from: &str,
         to: &str,
         headers: &ObjectHeaders,
+        if_match: Option<&str>,
     ) -> Result<(), StorageError> {
         validate_key(from)?;
         validate_key(to)?;
@@ -425,6 +427,7 @@ impl ObjectStore for S3Store {
             .bucket(&self.settings.bucket)
             .key(to)
             .copy_source(copy_source)
+            .set_copy_source_if_match(if_match.map(str::to_owned))
             .metadata_directive(MetadataDirective::Replace)
             .set_content_type(headers.content_type.clone())
             .set_cache_control(headers.cache_control.clone())
@@ -439,7 +442,15 @@ impl ObjectStore for S3Store {
             ))
             .send()
             .await
-            .map_err(|err| backend_error("copy", from, err))?;
+            .map_err(
+                |err| match (if_match, err.raw_response().map(|r| r.status().as_u16())) {
+                    (Some(expected), Some(412)) => StorageError::Changed {
+                        key: from.to_owned(),
+                        expected: expected.to_owned(),
+                    },
+                    _ => backend_error("copy", from, err),
+                },
+            )?;
         Ok(())
     }
 
