@@ -22,12 +22,19 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 use diesel::{sql_query, QueryableByName, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
-use crate::db::connection::{Backend, DbConnection};
+use crate::db::connection::DbConnection;
 use crate::db::migrations;
+use crate::db::rows::{highest_id, read_rows, set_highest_id, write_rows, Row};
+
+#[derive(QueryableByName)]
+struct Number {
+    #[diesel(sql_type = BigInt)]
+    value: i64,
+}
 
 /// The `format` of every backup file.
 pub const FORMAT: &str = "ltd-keeper-backup";
@@ -62,7 +69,7 @@ pub struct Backup {
     /// Per table, its highest id ever issued (so that a restore never reissues one).
     pub sequences: BTreeMap<String, i64>,
     /// Per table, its rows as JSON objects keyed by column name.
-    pub tables: BTreeMap<String, Vec<serde_json::Map<String, serde_json::Value>>>,
+    pub tables: BTreeMap<String, Vec<Row>>,
 }
 
 impl Backup {
@@ -70,26 +77,6 @@ impl Backup {
     pub fn row_count(&self) -> usize {
         self.tables.values().map(Vec::len).sum()
     }
-}
-
-#[derive(QueryableByName)]
-struct JsonText {
-    #[diesel(sql_type = Text)]
-    rows: String,
-}
-
-#[derive(QueryableByName)]
-struct Number {
-    #[diesel(sql_type = BigInt)]
-    value: i64,
-}
-
-#[derive(QueryableByName)]
-struct Column {
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = Text)]
-    kind: String,
 }
 
 /// Takes a consistent snapshot of a keeper database at head or older.
@@ -206,194 +193,4 @@ fn refuse_unless_empty(conn: &mut DbConnection) -> anyhow::Result<()> {
 fn count(conn: &mut DbConnection, table: &str) -> anyhow::Result<Number> {
     let sql = format!("SELECT COUNT(*) AS value FROM {table}");
     Ok(crate::with_connection!(conn, c => sql_query(&sql).get_result(c))?)
-}
-
-fn columns(conn: &mut DbConnection, table: &str) -> anyhow::Result<Vec<Column>> {
-    let columns: Vec<Column> = match conn {
-        DbConnection::Postgres(c) => sql_query(
-            "SELECT column_name::text AS name, data_type::text AS kind
-               FROM information_schema.columns
-              WHERE table_schema = current_schema() AND table_name = $1
-              ORDER BY ordinal_position",
-        )
-        .bind::<Text, _>(table)
-        .load(c)?,
-        DbConnection::Sqlite(c) => {
-            sql_query("SELECT name, upper(type) AS kind FROM pragma_table_info(?1) ORDER BY cid")
-                .bind::<Text, _>(table)
-                .load(c)?
-        }
-    };
-    if columns.is_empty() {
-        bail!("the table {table} does not exist");
-    }
-    Ok(columns)
-}
-
-fn read_rows(
-    conn: &mut DbConnection,
-    table: &str,
-    order: &str,
-) -> anyhow::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
-    let sql = match conn.backend() {
-        Backend::Postgres => format!(
-            "SELECT coalesce(json_agg(t ORDER BY {}), '[]'::json)::text AS rows FROM {table} t",
-            order
-                .split(", ")
-                .map(|column| format!("t.{column}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Backend::Sqlite => {
-            let pairs: Vec<String> = columns(conn, table)?
-                .iter()
-                .map(|column| {
-                    let name = &column.name;
-                    let value = match column.kind.as_str() {
-                        "BOOLEAN" => format!(
-                            "json(CASE WHEN \"{name}\" IS NULL THEN NULL WHEN \"{name}\" THEN \
-                             'true' ELSE 'false' END)"
-                        ),
-                        "TIMESTAMP" => format!("replace(\"{name}\", ' ', 'T')"),
-                        _ => format!("\"{name}\""),
-                    };
-                    format!("'{name}', {value}")
-                })
-                .collect();
-            format!(
-                "SELECT coalesce((SELECT json_group_array(json(row)) FROM \
-                 (SELECT json_object({}) AS row FROM {table} ORDER BY {order})), '[]') AS rows",
-                pairs.join(", ")
-            )
-        }
-    };
-    let found: JsonText = crate::with_connection!(conn, c => sql_query(&sql).get_result(c))?;
-    let rows: Vec<serde_json::Map<String, serde_json::Value>> =
-        serde_json::from_str(&found.rows).context("reading the rows' JSON")?;
-    Ok(rows.into_iter().map(canonical_timestamps).collect())
-}
-
-/// Both backends already write `YYYY-MM-DDTHH:MM:SS[.ffffff]`; this trims the fraction's
-/// trailing zeros (and a fraction of zero) so that both write the same text for one instant.
-fn canonical_timestamps(
-    row: serde_json::Map<String, serde_json::Value>,
-) -> serde_json::Map<String, serde_json::Value> {
-    row.into_iter()
-        .map(|(name, value)| {
-            let value = match value {
-                serde_json::Value::String(text) if looks_like_timestamp(&text) => {
-                    serde_json::Value::String(match text.split_once('.') {
-                        Some((whole, fraction)) if !fraction.trim_end_matches('0').is_empty() => {
-                            format!("{whole}.{}", fraction.trim_end_matches('0'))
-                        }
-                        Some((whole, _)) => whole.to_owned(),
-                        None => text,
-                    })
-                }
-                other => other,
-            };
-            (name, value)
-        })
-        .collect()
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` with an optional fraction.
-fn looks_like_timestamp(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() >= 19
-        && bytes.len() <= 26
-        && chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
-}
-
-fn highest_id(conn: &mut DbConnection, table: &str) -> anyhow::Result<i64> {
-    let sql = match conn.backend() {
-        Backend::Postgres => format!(
-            "SELECT greatest(coalesce(pg_sequence_last_value(pg_get_serial_sequence('{table}', \
-             'id')::regclass), 0), coalesce((SELECT max(id) FROM {table}), 0))::bigint AS value"
-        ),
-        Backend::Sqlite => format!(
-            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), \
-             coalesce((SELECT max(id) FROM {table}), 0)) AS value"
-        ),
-    };
-    let found: Number = crate::with_connection!(conn, c => sql_query(&sql).get_result(c))?;
-    Ok(found.value)
-}
-
-fn write_rows(
-    conn: &mut DbConnection,
-    table: &str,
-    rows: &[serde_json::Map<String, serde_json::Value>],
-) -> anyhow::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let known = columns(conn, table)?;
-    for row in rows {
-        if let Some(unknown) = row
-            .keys()
-            .find(|name| !known.iter().any(|c| &c.name == *name))
-        {
-            bail!("a row has the column {unknown:?}, which {table} does not have at this version");
-        }
-    }
-    let json = serde_json::to_string(rows).context("writing the rows' JSON")?;
-    match conn {
-        DbConnection::Postgres(c) => {
-            sql_query(format!(
-                "INSERT INTO {table} OVERRIDING SYSTEM VALUE \
-                 SELECT * FROM json_populate_recordset(NULL::{table}, $1::json)"
-            ))
-            .bind::<Text, _>(&json)
-            .execute(c)?;
-        }
-        DbConnection::Sqlite(c) => {
-            let names: Vec<String> = known.iter().map(|c| format!("\"{}\"", c.name)).collect();
-            let values: Vec<String> = known
-                .iter()
-                .map(|column| {
-                    let value = format!("json_extract(value, '$.\"{}\"')", column.name);
-                    match column.kind.as_str() {
-                        "TIMESTAMP" => format!("replace({value}, 'T', ' ')"),
-                        _ => value,
-                    }
-                })
-                .collect();
-            sql_query(format!(
-                "INSERT INTO {table} ({}) SELECT {} FROM json_each(?1)",
-                names.join(", "),
-                values.join(", ")
-            ))
-            .bind::<Text, _>(&json)
-            .execute(c)?;
-        }
-    }
-    Ok(())
-}
-
-fn set_highest_id(conn: &mut DbConnection, table: &str, highest: i64) -> anyhow::Result<()> {
-    match conn {
-        DbConnection::Postgres(c) => {
-            sql_query(format!(
-                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
-                 greatest($1, coalesce((SELECT max(id) FROM {table}), 0), 1), \
-                 greatest($1, coalesce((SELECT max(id) FROM {table}), 0)) > 0)"
-            ))
-            .bind::<BigInt, _>(highest)
-            .execute(c)?;
-        }
-        DbConnection::Sqlite(c) => {
-            sql_query(format!(
-                "DELETE FROM sqlite_sequence WHERE name = '{table}'"
-            ))
-            .execute(c)?;
-            sql_query(format!(
-                "INSERT INTO sqlite_sequence (name, seq) \
-                 SELECT '{table}', max(?1, coalesce((SELECT max(id) FROM {table}), 0))"
-            ))
-            .bind::<BigInt, _>(highest)
-            .execute(c)?;
-        }
-    }
-    Ok(())
 }

@@ -68,3 +68,26 @@ pub fn deprecate_build(
         .returning(Build::as_returning())
         .get_result(c))
 }
+
+/// Records the digest of the build's manifest unless the build is sealed already, and returns
+/// the digest it is sealed with (a concurrent sealer's, if it was first).
+pub fn seal_build(conn: &mut DbConnection, id: i64, digest: &str) -> QueryResult<String> {
+    with_connection!(conn, c => {
+        diesel::update(builds::table.find(id).filter(builds::manifest_digest.is_null()))
+            .set(builds::manifest_digest.eq(digest))
+            .execute(c)?;
+        builds::table
+            .find(id)
+            .select(builds::manifest_digest.assume_not_null())
+            .first(c)
+    })
+}
+
+/// The build's row, if it still exists.
+pub fn find_build_row(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Build>> {
+    with_connection!(conn, c => builds::table
+        .find(id)
+        .select(Build::as_select())
+        .first(c)
+        .optional())
+}

@@ -71,11 +71,26 @@ pub fn update_edition(
 }
 
 /// Inserts unless the product already has an edition with that slug (no error, no abort of the
-/// surrounding transaction). Returns whether a row was inserted.
-pub fn insert_edition_if_absent(conn: &mut DbConnection, new: &NewEdition) -> QueryResult<bool> {
-    let inserted = with_connection!(conn, c => diesel::insert_into(editions::table)
+/// surrounding transaction). Returns the edition if a row was inserted.
+pub fn insert_edition_if_absent(
+    conn: &mut DbConnection,
+    new: &NewEdition,
+) -> QueryResult<Option<Edition>> {
+    with_connection!(conn, c => diesel::insert_into(editions::table)
         .values(new)
         .on_conflict_do_nothing()
-        .execute(c))?;
-    Ok(inserted == 1)
+        .returning(Edition::as_returning())
+        .get_result(c)
+        .optional())
+}
+
+/// Records whether the edition's prefix holds exactly its build's manifest.
+pub fn set_prefix_matches_build(
+    conn: &mut DbConnection,
+    id: i64,
+    matches: bool,
+) -> QueryResult<usize> {
+    with_connection!(conn, c => diesel::update(editions::table.find(id))
+        .set(editions::prefix_matches_build.eq(matches))
+        .execute(c))
 }

@@ -10,6 +10,7 @@ pub(crate) mod operations;
 pub mod organizations;
 pub mod pool;
 pub(crate) mod products;
+pub mod rows;
 pub mod schema;
 pub(crate) mod settings;
 pub(crate) mod text_enum;

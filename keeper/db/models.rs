@@ -95,6 +95,8 @@ pub struct Build {
     pub date_created: NaiveDateTime,
     pub date_ended: Option<NaiveDateTime>,
     pub surrogate_key: String,
+    /// SHA-256 (hex) of the build's manifest once it is sealed (`ops::seal`).
+    pub manifest_digest: Option<String>,
 }
 
 impl Build {
@@ -136,6 +138,9 @@ pub struct Edition {
     pub date_rebuilt: Option<NaiveDateTime>,
     pub date_ended: Option<NaiveDateTime>,
     pub surrogate_key: String,
+    /// The edition's prefix holds exactly its build's manifest (set by a finished rebuild from a
+    /// sealed build, cleared while one copies): its leftovers are known without a listing.
+    pub prefix_matches_build: bool,
 }
 
 impl Edition {

@@ -50,6 +50,7 @@ diesel::table! {
         date_created -> Timestamp,
         date_ended -> Nullable<Timestamp>,
         surrogate_key -> Text,
+        manifest_digest -> Nullable<Text>,
     }
 }
 
@@ -67,6 +68,7 @@ diesel::table! {
         date_rebuilt -> Nullable<Timestamp>,
         date_ended -> Nullable<Timestamp>,
         surrogate_key -> Text,
+        prefix_matches_build -> Bool,
     }
 }
 

@@ -109,6 +109,51 @@ impl BucketPrefix {
     }
 }
 
+/// The bucket's reserved prefix: keeper's own records (manifests of sealed builds, catalogue
+/// records). No reader URL reaches it on any layout or edge: a product slug starts with a
+/// letter, and the site server and edges map a URL to a key only through a product slug.
+pub const RESERVED_PREFIX: &str = "__keeper/";
+
+/// Where keeper's records of one product live under [`RESERVED_PREFIX`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordKeys(String);
+
+impl RecordKeys {
+    /// Every product's records: `__keeper/products/`.
+    pub fn all_products() -> BucketPrefix {
+        BucketPrefix(format!("{RESERVED_PREFIX}products/"))
+    }
+
+    pub fn of(product: &ProductSlug) -> Self {
+        Self(format!("{RESERVED_PREFIX}products/{product}/"))
+    }
+
+    /// Everything recorded of the product (ends in `/`).
+    pub fn prefix(&self) -> BucketPrefix {
+        BucketPrefix(self.0.clone())
+    }
+
+    /// The product's own record.
+    pub fn product(&self) -> String {
+        format!("{}product.json", self.0)
+    }
+
+    /// A build's record, by the build's id (the id is in its URL; a slug never changes either).
+    pub fn build(&self, build_id: i64) -> String {
+        format!("{}builds/{build_id}.json", self.0)
+    }
+
+    /// An edition's record, by the edition's id (its slug changes with a rename).
+    pub fn edition(&self, edition_id: i64) -> String {
+        format!("{}editions/{edition_id}.json", self.0)
+    }
+
+    /// The manifest of a sealed build, named by its SHA-256 (hex).
+    pub fn manifest(&self, build: &BuildSlug, digest: &str) -> String {
+        format!("{}manifests/{build}/{digest}.jsonl", self.0)
+    }
+}
+
 impl fmt::Display for BucketPrefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

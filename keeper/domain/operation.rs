@@ -17,6 +17,11 @@ named_values!(
         DeleteBuild => "delete_build",
         /// Purge surrogate keys from the CDN (`ops::purge`).
         Purge => "purge",
+        /// Write a confirmed build's manifest into the bucket (`ops::seal`).
+        SealBuild => "seal_build",
+        /// Write a product's, build's or edition's catalogue record into the bucket
+        /// (`ops::records`).
+        WriteRecord => "write_record",
     }
 );
 
