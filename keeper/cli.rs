@@ -9,13 +9,17 @@ use secrecy::SecretString;
 
 use crate::auth::issue::{issue_token, TokenError, TokenRequest};
 use crate::auth::password::hash_password;
+use crate::backends::OrgBackends;
 use crate::config::Config;
 use crate::crypto::EncryptionKeys;
+use crate::db::organizations::find_organization_settings_by_slug;
 use crate::db::users::{create_user, find_user};
 use crate::db::{backup, migrations};
 use crate::domain::Permissions;
 use crate::domain::Username;
-use crate::startup::{connect, prepare};
+use crate::ops::with_db;
+use crate::startup::{connect, open_store, org_backends, prepare};
+use crate::{recover, verify};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -84,6 +88,27 @@ pub enum Command {
     Secrets {
         #[command(subcommand)]
         command: crate::org_admin::SecretsCommand,
+    },
+    /// Rebuild the catalogue (products, builds, editions) of an empty database from the records
+    /// in the organization's bucket, keeping every id, slug and surrogate key.
+    Recover {
+        /// The organization whose bucket to read; `default` is the process's store
+        /// (KEEPER_STORAGE_*). Create any other organization with `keeper org create` first.
+        #[arg(long, default_value = "default")]
+        organization: String,
+        /// Print what would be created, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check every published build against its sealed manifest, and every edition against its
+    /// build's manifest; exit 1 on any difference.
+    Verify {
+        /// Only this product.
+        #[arg(long)]
+        product: Option<String>,
+        /// Queue the rebuilds that fix the editions that differ (and seals for unsealed builds).
+        #[arg(long)]
+        repair: bool,
     },
     /// Upload a site as a new build, then confirm it (the protocol of `ltd upload`).
     Upload(UploadArgs),
@@ -273,7 +298,119 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
             },
             EncryptionKeys::from_config(&config.organizations)?.as_ref(),
         ),
+        Command::Recover {
+            organization,
+            dry_run,
+        } => block_on(run_recover(&config, &organization, dry_run)),
+        Command::Verify { product, repair } => {
+            block_on(run_verify(&config, product.as_deref(), repair))
+        }
         Command::Upload(args) => run_upload(&LtdOptions::default(), args),
+    }
+}
+
+/// Runs `work` on a multi-threaded runtime (the storage pipelines spawn tasks).
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(work: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(work)
+}
+
+async fn run_recover(config: &Config, organization: &str, dry_run: bool) -> anyhow::Result<()> {
+    let prepared = prepare(config)?;
+    let slug = organization.to_owned();
+    let pool = prepared.pool.clone();
+    let (organization_id, settings) = with_db(&pool, move |conn| {
+        find_organization_settings_by_slug(conn, &slug).with_context(|| {
+            format!("no organization named {slug:?} (create it first with `keeper org create`)")
+        })
+    })
+    .await?;
+    let store = if OrgBackends::is_default(&settings) {
+        open_store(config).await?
+    } else {
+        org_backends(config)?
+            .for_organization(&settings)
+            .await?
+            .store
+    };
+    let found = recover::read_records(&store).await?;
+    let summary = with_db(&pool, move |conn| {
+        recover::apply(conn, &found, organization_id, dry_run).map(|summary| (summary, found))
+    })
+    .await;
+    let (summary, found) = summary?;
+    let verb = if dry_run { "would create" } else { "created" };
+    for table in recover::TABLES {
+        println!(
+            "{table}: {verb} {}, {} already present",
+            summary.created.get(table).copied().unwrap_or(0),
+            summary.present.get(table).copied().unwrap_or(0)
+        );
+    }
+    for slug in found.product_slugs() {
+        println!("product {slug}");
+    }
+    if found.count("products") == 0 {
+        println!(
+            "the bucket holds no catalogue records under {}: nothing to recover",
+            keeper_prefix()
+        );
+    } else if !summary.created_any() {
+        println!("nothing to do: the database already holds every recorded row");
+    }
+    println!(
+        "users and API tokens are not kept in the bucket: create an administrator with \
+         `keeper user create --username admin --permissions all` (or KEEPER_BOOTSTRAP_USER)"
+    );
+    Ok(())
+}
+
+fn keeper_prefix() -> &'static str {
+    crate::domain::RESERVED_PREFIX
+}
+
+async fn run_verify(config: &Config, product: Option<&str>, repair: bool) -> anyhow::Result<()> {
+    let prepared = prepare(config)?;
+    // Opening the local store also removes the temporary files killed writes left behind.
+    let store = open_store(config).await?;
+    let verifier = verify::Verifier {
+        pool: prepared.pool.clone(),
+        store,
+        organizations: org_backends(config)?,
+        concurrency: config.worker.copy_concurrency,
+    };
+    let report = verifier.run(product, repair).await?;
+    for difference in &report.differences {
+        println!("{difference}");
+    }
+    for queued in &report.queued {
+        println!("queued {queued}");
+    }
+    println!(
+        "checked {} products, {} builds, {} editions, {} objects: {} differences",
+        report.products,
+        report.builds,
+        report.editions,
+        report.objects,
+        report.differences.len()
+    );
+    if report.differences.is_empty() {
+        Ok(())
+    } else if repair {
+        anyhow::bail!(
+            "{} differences; queued {} operations to repair what can be repaired (run \
+             `keeper verify` again once the worker has run them)",
+            report.differences.len(),
+            report.queued.len()
+        )
+    } else {
+        anyhow::bail!(
+            "{} differences; `keeper verify --repair` queues the rebuilds that fix editions",
+            report.differences.len()
+        )
     }
 }
 

@@ -228,9 +228,31 @@ pub async fn refuse_wiped_database(
     else {
         return Ok(());
     };
+    let has_records = {
+        use futures::TryStreamExt;
+        let records = crate::domain::RecordKeys::all_products();
+        let mut pages = store.list(records.as_str());
+        pages
+            .try_next()
+            .await
+            .context("looking for catalogue records in the object store")?
+            .is_some_and(|page| !page.is_empty())
+    };
     if allow_empty {
-        tracing::warn!(object = %key, "the database has no product but the store holds objects; starting anyway (--allow-empty-database)");
+        tracing::warn!(object = %key, has_records, "the database has no product but the store holds objects; starting anyway (--allow-empty-database)");
         return Ok(());
+    }
+    if has_records {
+        anyhow::bail!(
+            "the database has no product, but the object store holds keeper's catalogue records \
+             (under {}) and published objects (for example {key:?}): this is what a wiped or \
+             replaced database looks like, and serving it would give new builds the old slugs \
+             and overwrite their objects. Run `keeper recover` to rebuild the catalogue from the \
+             records (or restore the database from a `keeper db backup`, or point \
+             KEEPER_STORAGE_* at the store that belongs to it); to start anyway and let the \
+             store's content be overwritten, pass --allow-empty-database",
+            crate::domain::RESERVED_PREFIX
+        );
     }
     anyhow::bail!(
         "the database has no product, but the object store already holds published objects \

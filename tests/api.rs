@@ -420,7 +420,9 @@ fn operations_are_readable(backend: TestBackend) {
     let admin = api.user("admin", Permissions::ALL);
     api.product(&admin, "demo");
     let build = api.uploaded_build(&admin, "demo", &["main"]);
-    let operation = api.get("/operations/1");
+    let id =
+        api.lines("SELECT CAST(id AS TEXT) AS line FROM operations WHERE kind = 'rebuild_edition'");
+    let operation = api.get(&format!("/operations/{}", id[0]));
     assert_eq!(operation.status, 200);
     assert_eq!(operation.body["kind"], "rebuild_edition");
     assert_eq!(operation.body["state"], "READY");

@@ -33,6 +33,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("catalog", &["db", "domain", "ops"]),
     ("client", &["retry", "storage"]),
+    ("recover", &["db", "domain", "ops", "storage"]),
+    ("verify", &["backends", "db", "domain", "ops", "storage"]),
 ];
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {

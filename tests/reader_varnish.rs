@@ -273,11 +273,12 @@ fn readers_through_varnish_see_no_missing_and_no_stale_page_across_a_rebuild() {
     keeper.create_product(PRODUCT);
     let work = tempfile::tempdir().unwrap();
 
-    // Build 1 published on __main: operation 1 (the server's first) runs to OK.
+    // Build 1 published on __main: its rebuild runs to OK.
     upload_for_main(&keeper, &write_site(work.path(), 1));
     let build_1 = build(&keeper, "1");
-    assert_main_rebuild(&keeper, 1, &build_1);
-    wait_until_ok(&keeper, 1);
+    let first = keeper.rebuild_id("__main", "1");
+    assert_main_rebuild(&keeper, first, &build_1);
+    wait_until_ok(&keeper, first);
     assert_eq!(main_edition(&keeper)["build_url"], build_1["self_url"]);
 
     // A reader reads the pages twice: the second read is served from Varnish's cache.
@@ -302,8 +303,9 @@ fn readers_through_varnish_see_no_missing_and_no_stale_page_across_a_rebuild() {
     upload_for_main(&keeper, &site_2);
     let confirmed_at = Instant::now();
     let build_2 = build(&keeper, "2");
-    assert_main_rebuild(&keeper, 2, &build_2);
-    let rebuild = wait_until_ok(&keeper, 2);
+    let second = keeper.rebuild_id("__main", "2");
+    assert_main_rebuild(&keeper, second, &build_2);
+    let rebuild = wait_until_ok(&keeper, second);
     let samples = poller.stop();
 
     let during_rebuild = samples

@@ -32,7 +32,8 @@ use crate::domain::{
     ProductSlug, SurrogateKey, TrackingMode,
 };
 use crate::error::{or_not_found, ApiError, ApiResult};
-use crate::ops::delete;
+use crate::ops::records::{self, Subject};
+use crate::ops::{delete, seal};
 use crate::storage::{ObjectStore, StorageError};
 
 /// The media type with which clients ask for presigned upload forms.
@@ -431,6 +432,7 @@ fn insert_build_row(
                 surrogate_key: SurrogateKey::generate().as_str(),
             },
         )?;
+        records::enqueue(conn, product, Subject::Build(build.id))?;
         if identity.permissions.contains(Permissions::ADMIN_EDITION) {
             create_edition_for_refs(conn, product, &request.git_refs)?;
         }
@@ -456,7 +458,7 @@ fn create_edition_for_refs(
         return Ok(());
     };
     let tracked = serde_json::Value::from(refs.to_vec()).to_string();
-    insert_edition_if_absent(
+    let created = insert_edition_if_absent(
         conn,
         &NewEdition {
             product_id: product.id,
@@ -470,6 +472,9 @@ fn create_edition_for_refs(
             surrogate_key: SurrogateKey::generate().as_str(),
         },
     )?;
+    if let Some(edition) = created {
+        records::enqueue(conn, product, Subject::Edition(edition.id))?;
+    }
     Ok(())
 }
 
@@ -509,6 +514,8 @@ pub async fn patch_build(
                 return Ok((organization, product, build)); // Confirming twice changes nothing.
             }
             let build = mark_uploaded(conn, build.id)?;
+            seal::enqueue(conn, &product, &build)?;
+            records::enqueue(conn, &product, Subject::Build(build.id))?;
             let operations = rebuild_tracking_editions(conn, &product, &build)?;
             tracing::info!(product.slug = %product.slug, build.slug = %build.slug,
                 rebuilds = operations.len(), "build confirmed");
@@ -546,6 +553,7 @@ pub async fn deprecate(
             }
             let build = deprecate_build(conn, build.id, now())?;
             delete::enqueue_build(conn, &product, &build)?;
+            records::enqueue(conn, &product, Subject::Build(build.id))?;
             Ok((organization, product, build))
         })
     })

@@ -30,6 +30,7 @@ use crate::db::DbConnection;
 use crate::domain::Permissions;
 use crate::domain::{edition_kind, next_build_slug, EditionSlug, SurrogateKey, TrackingMode};
 use crate::error::{or_not_found, ApiError, ApiResult};
+use crate::ops::records::{self, Subject};
 use crate::ops::{delete, rename};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -248,6 +249,7 @@ pub async fn create(
                     format!("Product {} already has an edition {slug}.", product.slug),
                 )
             })?;
+            records::enqueue(conn, &product, Subject::Edition(edition.id))?;
             if let Some(build_id) = build_id {
                 let build = find_build(conn, build_id)
                     .map_err(|_| ApiError::unprocessable("build_url names no existing build."))?;
@@ -340,6 +342,7 @@ pub async fn patch(
                     ),
                 )
             })?;
+            records::enqueue(conn, &product, Subject::Edition(edition.id))?;
             if let Some(to) = renamed {
                 rename::enqueue(conn, &product, &edition, to)?;
             }
@@ -385,6 +388,7 @@ pub async fn delete(
             };
             loaded.edition = update_edition(conn, id, &ended)?;
             delete::enqueue_edition(conn, &loaded.product, &loaded.edition)?;
+            records::enqueue(conn, &loaded.product, Subject::Edition(id))?;
             Ok(loaded)
         })
     })

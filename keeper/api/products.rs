@@ -23,6 +23,7 @@ use crate::db::DbConnection;
 use crate::domain::Permissions;
 use crate::domain::{EditionKind, EditionSlug, ProductSlug, SurrogateKey, TrackingMode};
 use crate::error::{or_not_found, or_unprocessable, ApiError, ApiResult};
+use crate::ops::records::{self, Subject};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProductListResponse {
@@ -189,7 +190,7 @@ pub async fn create_product(
             )
             .map_err(|err| conflict_or(err, format!("A product named {slug} already exists.")))?;
             let tracked = default_edition_refs(main_mode);
-            insert_edition(
+            let edition = insert_edition(
                 conn,
                 &NewEdition {
                     product_id: product.id,
@@ -203,6 +204,8 @@ pub async fn create_product(
                     surrogate_key: SurrogateKey::generate().as_str(),
                 },
             )?;
+            records::enqueue(conn, &product, Subject::Product)?;
+            records::enqueue(conn, &product, Subject::Edition(edition.id))?;
             Ok((organization, product))
         })
     })
@@ -256,7 +259,11 @@ pub async fn patch_product(
             title: request.title.as_deref(),
             doc_repo: request.doc_repo.as_deref(),
         };
-        let product = update_product(conn, product.id, &changes)?;
+        let product = conn.write_transaction(|conn| {
+            let product = update_product(conn, product.id, &changes)?;
+            records::enqueue(conn, &product, Subject::Product)?;
+            Ok::<_, ApiError>(product)
+        })?;
         Ok((organization, product))
     })
     .await?;

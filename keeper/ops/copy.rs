@@ -14,9 +14,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 
 use crate::domain::BucketPrefix;
+use crate::ops::manifest::Entry;
 use crate::ops::ProgressCounter;
 use crate::storage::{Metadata, ObjectHeaders, ObjectStore, StorageError, DELETE_BATCH};
 
@@ -114,6 +116,137 @@ pub fn mirror<'a>(
     .boxed()
 }
 
+/// Copies every entry of a sealed build's manifest from `from` to the same relative key under
+/// `to`, with the manifest's headers and `surrogate_key`, each on the condition that the source
+/// still has the sealed ETag: one `CopyObject` per object and nothing else. `concurrency`
+/// copies in flight; fails on the first copy that fails (nothing is deleted here). A source
+/// that changed or vanished since the seal fails with the [`StorageError`] in the chain, so the
+/// caller can tell it from a transient failure ([`changed_since_seal`]).
+pub fn copy_manifest<'a>(
+    store: &'a Arc<dyn ObjectStore>,
+    entries: BoxStream<'static, anyhow::Result<Entry>>,
+    from: &'a BucketPrefix,
+    to: &'a BucketPrefix,
+    surrogate_key: &'a str,
+    concurrency: usize,
+    progress: &'a Arc<ProgressCounter>,
+) -> BoxFuture<'a, anyhow::Result<()>> {
+    let metadata = Metadata::from([(SURROGATE_KEY.to_owned(), surrogate_key.to_owned())]);
+    entries
+        .map(move |entry| {
+            let entry = entry?;
+            let source_key = from.key(&entry.key)?;
+            let target_key = to.key(&entry.key)?;
+            let headers = entry.headers.with_metadata(&metadata);
+            let store = store.clone();
+            let progress = progress.clone();
+            Ok(tokio::spawn(async move {
+                store
+                    .copy_with_headers(&source_key, &target_key, &headers, Some(&entry.etag))
+                    .await
+                    .map_err(|err| {
+                        anyhow::Error::new(err)
+                            .context(format!("copying {source_key:?} to {target_key:?}"))
+                    })?;
+                progress.add_done(1);
+                Ok(())
+            })
+            .map(joined))
+        })
+        .try_buffer_unordered(concurrency.max(1))
+        .try_for_each(|()| futures::future::ready(Ok(())))
+        .boxed()
+}
+
+/// The key a failed [`copy_manifest`] names when its source changed or vanished since the seal.
+pub fn changed_since_seal(err: &anyhow::Error) -> Option<&str> {
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<StorageError>())
+        .find_map(|storage| match storage {
+            StorageError::Changed { key, .. } | StorageError::NotFound { key } => {
+                Some(key.as_str())
+            }
+            _ => None,
+        })
+}
+
+/// Relative keys, one at a time.
+pub type KeyStream<'a> = BoxStream<'a, anyhow::Result<String>>;
+
+/// The relative keys of a manifest.
+pub fn manifest_keys(entries: BoxStream<'static, anyhow::Result<Entry>>) -> KeyStream<'static> {
+    entries.map_ok(|entry| entry.key).boxed()
+}
+
+/// The relative keys under `prefix` in the store, read a page at a time.
+pub fn listed_keys<'a>(store: &'a dyn ObjectStore, prefix: &'a BucketPrefix) -> KeyStream<'a> {
+    objects(store, prefix.as_str())
+        .map_ok(move |key| relative(prefix, &key).to_owned())
+        .boxed()
+}
+
+/// Deletes from `to` every key of `present` that `kept` lacks; both streams are relative keys
+/// in the store's order. Memory holds a batch; `concurrency` batches in flight. Returns how many
+/// were deleted.
+pub fn delete_missing_from<'a>(
+    store: &'a Arc<dyn ObjectStore>,
+    to: &'a BucketPrefix,
+    present: KeyStream<'a>,
+    kept: KeyStream<'a>,
+    concurrency: usize,
+) -> BoxFuture<'a, anyhow::Result<u64>> {
+    only_in(present, kept)
+        .and_then(move |relative| {
+            futures::future::ready(to.key(&relative).map_err(anyhow::Error::from))
+        })
+        .try_chunks(DELETE_BATCH)
+        .map_err(|err| err.1)
+        .map_ok(|batch| {
+            let deleted = batch.len() as u64;
+            tokio::spawn(delete_batch(store.clone(), batch))
+                .map(move |outcome| joined(outcome).map(|()| deleted))
+        })
+        .try_buffer_unordered(concurrency.max(1))
+        .try_fold(0u64, |total, deleted| async move { Ok(total + deleted) })
+        .boxed()
+}
+
+/// The keys of `left` that `right` lacks (both sorted the same way).
+pub fn only_in<'a>(left: KeyStream<'a>, right: KeyStream<'a>) -> KeyStream<'a> {
+    futures::stream::try_unfold(
+        (left, right, None::<(Option<String>, Option<String>)>),
+        |(mut left, mut right, heads)| async move {
+            let (mut l, mut r) = match heads {
+                Some(heads) => heads,
+                None => (left.try_next().await?, right.try_next().await?),
+            };
+            loop {
+                match (&l, &r) {
+                    (None, _) => return Ok(None),
+                    (Some(_), None) => {
+                        let key = l.take();
+                        l = left.try_next().await?;
+                        return Ok(key.map(|key| (key, (left, right, Some((l, r))))));
+                    }
+                    (Some(a), Some(b)) => match a.cmp(b) {
+                        Ordering::Less => {
+                            let key = l.take();
+                            l = left.try_next().await?;
+                            return Ok(key.map(|key| (key, (left, right, Some((l, r))))));
+                        }
+                        Ordering::Equal => {
+                            l = left.try_next().await?;
+                            r = right.try_next().await?;
+                        }
+                        Ordering::Greater => r = right.try_next().await?,
+                    },
+                }
+            }
+        },
+    )
+    .boxed()
+}
+
 /// One object to copy: where from, where to, and the headers the copy is stored with.
 struct PlannedCopy {
     source_key: String,
@@ -155,7 +288,7 @@ async fn copy_one(
         headers,
     } = copy;
     if let Err(err) = store
-        .copy_with_headers(&source_key, &target_key, &headers)
+        .copy_with_headers(&source_key, &target_key, &headers, None)
         .await
     {
         anyhow::bail!("copying {source_key:?} to {target_key:?}: {err}");

@@ -4,10 +4,13 @@
 
 pub mod copy;
 pub mod delete;
+pub mod manifest;
 pub mod purge;
 pub mod queue;
 pub mod rebuild;
+pub mod records;
 pub mod rename;
+pub mod seal;
 pub mod worker;
 
 use std::sync::atomic::{AtomicI64, Ordering};

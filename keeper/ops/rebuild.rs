@@ -2,21 +2,34 @@
 //! surrogate key; only then delete the edition's leftovers; only then purge; then record the
 //! edition's new build. Slugs come from the payload (what the request saw), so a rename queued
 //! after this rebuild moves what this rebuild wrote.
+//!
+//! The build is sealed first if it is not yet ([`ensure_sealed`]); the copy is then exactly its
+//! manifest, one conditional `CopyObject` per object. An object that changed since the seal
+//! fails the operation naming the key, after the edition's previous objects are put back. The
+//! leftovers are the previous build's manifest minus the new one when the edition's prefix is
+//! known to hold exactly its build (`prefix_matches_build`), else a listing of the prefix.
 
 use anyhow::Context;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::db::builds::find_build;
-use crate::db::editions::find_edition_row;
+use futures::StreamExt;
+
+use crate::db::builds::{find_build, find_build_row};
+use crate::db::editions::{find_edition_row, set_prefix_matches_build};
 use crate::db::models::{now, Build, Edition, Operation, Product};
 use crate::db::products::find_product_by_id;
 use crate::db::schema::editions;
 use crate::db::DbConnection;
 use crate::domain::OperationKind;
 use crate::domain::{BucketPrefix, BuildSlug, EditionSlug, ProductSlug};
-use crate::ops::copy::{mirror, remove_leftovers, LEFTOVER_LIMIT};
+use crate::ops::copy::{
+    changed_since_seal, copy_manifest, delete_missing_from, listed_keys, manifest_keys,
+};
+use crate::ops::manifest;
 use crate::ops::purge::purge_keys;
+use crate::ops::records::{self, Subject};
+use crate::ops::seal::ensure_sealed;
 use crate::ops::{
     enqueue_kind, read_payload, stored, with_db, OpError, Outcome, ProgressCounter, Services,
     Targets,
@@ -105,21 +118,72 @@ pub async fn run(
             }
         )));
     }
+    let previous = match edition.build_id {
+        Some(shown) if shown != build_id => {
+            with_db(&services.pool, move |conn| {
+                find_build_row(conn, shown).context("loading the edition's current build")
+            })
+            .await?
+        }
+        _ => None,
+    };
+    let digest = ensure_sealed(services, &payload.product, &build).await?;
+    // The build the edition shows now, sealed too: what a failed copy restores, and (when the
+    // prefix is known to hold exactly it) what tells the leftovers without a listing.
+    let previous = match previous.filter(Build::is_publishable) {
+        Some(shown) => {
+            let slug = stored_slug(&shown.slug)?;
+            let digest = ensure_sealed(services, &payload.product, &shown).await?;
+            Some((slug, digest))
+        }
+        None => None,
+    };
     let from = BucketPrefix::build(&payload.product, &payload.build);
     let to = BucketPrefix::edition(&payload.product, &payload.edition);
     let config = &services.config;
     let store = &services.store;
-    let leftovers = mirror(
+    with_db(&services.pool, move |conn| {
+        set_prefix_matches_build(conn, edition_id, false).context("marking the edition as copying")
+    })
+    .await?;
+    let manifest = manifest::open(store, &payload.product, &payload.build, &digest).await?;
+    progress.set_total(i64::try_from(manifest.header.objects).unwrap_or(i64::MAX));
+    let copied = copy_manifest(
         store,
+        manifest.entries,
         &from,
         &to,
         &edition.surrogate_key,
         config.copy_concurrency,
-        LEFTOVER_LIMIT,
         progress,
     )
-    .await?;
-    let removed = remove_leftovers(store, &from, &to, leftovers, config.copy_concurrency)
+    .await;
+    if let Err(err) = copied {
+        let Some(changed) = changed_since_seal(&err).map(str::to_owned) else {
+            return Err(OpError::Transient(err));
+        };
+        let restored = restore(services, &payload, &digest, previous.as_ref(), &edition).await;
+        return Err(OpError::Permanent(format!(
+            "{changed:?} changed or vanished after build {} of {} was sealed: the build is no \
+             longer what was confirmed, so it is not published. {restored} Upload a new build; \
+             `keeper verify --product {}` lists every difference.",
+            payload.build, payload.product, payload.product
+        )));
+    }
+    let present = match &previous {
+        Some((slug, digest)) if edition.prefix_matches_build => manifest_keys(
+            manifest::open(store, &payload.product, slug, digest)
+                .await?
+                .entries,
+        ),
+        _ => listed_keys(store.as_ref(), &to),
+    };
+    let kept = manifest_keys(
+        manifest::open(store, &payload.product, &payload.build, &digest)
+            .await?
+            .entries,
+    );
+    let removed = delete_missing_from(store, &to, present, kept, config.copy_concurrency)
         .await
         .with_context(|| format!("removing leftover objects under {to}"))?;
     purge_keys(
@@ -138,14 +202,90 @@ pub async fn run(
     Ok(Outcome {
         message: None,
         effects: Box::new(move |conn| {
+            records::enqueue(conn, &product, Subject::Edition(edition_id))?;
             let rebuilt = now();
             with_connection!(conn, c => diesel::update(editions::table.find(edition_id))
                 .set((
                     editions::build_id.eq(Some(build_id)),
                     editions::date_rebuilt.eq(Some(rebuilt)),
+                    editions::prefix_matches_build.eq(true),
                 ))
                 .execute(c))?;
             Ok(())
         }),
     })
+}
+
+/// After a copy found the new build changed since its seal: puts back what the edition showed
+/// (the previous build's manifest, each object on its sealed ETag) and removes what only the
+/// new build has. Says what it did, for the operation's message.
+async fn restore(
+    services: &Services,
+    payload: &Payload,
+    digest: &str,
+    previous: Option<&(BuildSlug, String)>,
+    edition: &Edition,
+) -> String {
+    let store = &services.store;
+    let to = BucketPrefix::edition(&payload.product, &payload.edition);
+    let concurrency = services.config.copy_concurrency;
+    let outcome: anyhow::Result<String> = async {
+        let new_keys = manifest_keys(
+            manifest::open(store, &payload.product, &payload.build, digest)
+                .await?
+                .entries,
+        );
+        let (kept, shown) = match previous {
+            Some((slug, previous_digest)) => {
+                let from = BucketPrefix::build(&payload.product, slug);
+                let shown = manifest::open(store, &payload.product, slug, previous_digest).await?;
+                copy_manifest(
+                    store,
+                    shown.entries,
+                    &from,
+                    &to,
+                    &edition.surrogate_key,
+                    concurrency,
+                    &std::sync::Arc::new(ProgressCounter::new()),
+                )
+                .await?;
+                let kept = manifest_keys(
+                    manifest::open(store, &payload.product, slug, previous_digest)
+                        .await?
+                        .entries,
+                );
+                (kept, format!("build {slug}"))
+            }
+            None if edition.build_id.is_none() => (
+                futures::stream::empty().boxed(),
+                "nothing (it had no build yet)".to_owned(),
+            ),
+            None => anyhow::bail!(
+                "the build it showed is deprecated or gone, so its objects cannot be restored"
+            ),
+        };
+        delete_missing_from(store, &to, new_keys, kept, concurrency).await?;
+        let edition_id = edition.id;
+        with_db(&services.pool, move |conn| {
+            Ok(set_prefix_matches_build(conn, edition_id, true)?)
+        })
+        .await?;
+        Ok(shown)
+    }
+    .await;
+    match outcome {
+        Ok(shown) => format!("The edition shows {shown}, as before."),
+        Err(err) => {
+            tracing::error!(edition.id = edition.id, error = %format!("{err:#}"), "restoring an edition failed");
+            format!(
+                "Restoring the edition's previous objects failed too ({err:#}); point it at \
+                 another build."
+            )
+        }
+    }
+}
+
+fn stored_slug(raw: &str) -> Result<BuildSlug, OpError> {
+    BuildSlug::parse(raw)
+        .map_err(|err| OpError::Permanent(format!("a stored build slug is invalid: {err}")))
 }

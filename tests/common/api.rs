@@ -219,11 +219,24 @@ impl Api {
     }
 
     /// `kind state edition_id build_id` of every operation, oldest first.
+    /// The operations that publish (rebuild, rename, delete, purge), as `kind state edition
+    /// build` lines in order; the bucket's bookkeeping (seals and catalogue records) is left out.
     pub fn operations(&self) -> Vec<String> {
-        self.lines(
+        self.lines(&format!(
             "SELECT kind || ' ' || state || ' ' || COALESCE(CAST(edition_id AS TEXT), '-') || ' ' ||
-                    COALESCE(CAST(build_id AS TEXT), '-') AS line FROM operations ORDER BY id",
-        )
+                    COALESCE(CAST(build_id AS TEXT), '-') AS line FROM operations \
+             WHERE {PUBLISHING} ORDER BY id"
+        ))
+    }
+}
+
+/// The operations that publish: every kind but the bucket's bookkeeping (seals and records).
+pub const PUBLISHING: &str = "kind NOT IN ('seal_build', 'write_record')";
+
+impl Api {
+    /// Every operation, bookkeeping included, as `kind state` lines in order.
+    pub fn all_operations(&self) -> Vec<String> {
+        self.lines("SELECT kind || ' ' || state AS line FROM operations ORDER BY id")
     }
 }
 

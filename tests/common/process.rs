@@ -165,8 +165,31 @@ impl KeeperProcess {
         self.dir.path().join("keeper-data")
     }
 
-    /// `kind state edition-slug build-slug` of every operation, read from the database file.
+    /// `kind state edition-slug build-slug` of every publishing operation (not the bucket's
+    /// bookkeeping: seals and catalogue records), read from the database file.
     pub fn operations(&self) -> Vec<String> {
+        self.lines(
+            "SELECT o.kind || ' ' || o.state || ' ' || COALESCE(e.slug, '-') || ' ' ||
+                    COALESCE(b.slug, '-') AS line
+             FROM operations o LEFT JOIN editions e ON e.id = o.edition_id
+                  LEFT JOIN builds b ON b.id = o.build_id
+             WHERE o.kind NOT IN ('seal_build', 'write_record') ORDER BY o.id",
+        )
+    }
+
+    /// The id of the rebuild of `edition` from the build `build` (slugs).
+    pub fn rebuild_id(&self, edition: &str, build: &str) -> u32 {
+        self.lines(&format!(
+            "SELECT CAST(o.id AS TEXT) AS line FROM operations o
+               JOIN editions e ON e.id = o.edition_id JOIN builds b ON b.id = o.build_id
+              WHERE o.kind = 'rebuild_edition' AND e.slug = '{edition}' AND b.slug = '{build}'"
+        ))[0]
+            .parse()
+            .unwrap()
+    }
+
+    /// The `line` column of `sql`'s rows, read from the database file.
+    pub fn lines(&self, sql: &str) -> Vec<String> {
         use diesel::RunQueryDsl;
         #[derive(diesel::QueryableByName)]
         struct Line {
@@ -179,14 +202,8 @@ impl KeeperProcess {
         ))
         .unwrap();
         let mut conn = keeper::db::DbConnection::establish(&url, Duration::from_secs(5)).unwrap();
-        let rows: Vec<Line> = keeper::with_connection!(&mut conn, c => diesel::sql_query(
-            "SELECT o.kind || ' ' || o.state || ' ' || COALESCE(e.slug, '-') || ' ' ||
-                    COALESCE(b.slug, '-') AS line
-             FROM operations o LEFT JOIN editions e ON e.id = o.edition_id
-                  LEFT JOIN builds b ON b.id = o.build_id ORDER BY o.id"
-        )
-        .load(c))
-        .unwrap();
+        let rows: Vec<Line> =
+            keeper::with_connection!(&mut conn, c => diesel::sql_query(sql).load(c)).unwrap();
         rows.into_iter().map(|row| row.line).collect()
     }
 }

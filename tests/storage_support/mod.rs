@@ -27,8 +27,9 @@ pub struct Traffic {
     delay_ms: AtomicU64,
     failures_left: AtomicU32,
     failure: Mutex<Fault>,
-    /// Only requests with this method fail (any method when empty).
-    failure_method: Mutex<String>,
+    /// Only requests with this method (any method when empty) whose path contains this text
+    /// fail.
+    failure_filter: Mutex<(String, String)>,
     recording: AtomicBool,
     log: Mutex<Vec<Recorded>>,
 }
@@ -75,16 +76,27 @@ impl Traffic {
 
     /// The next `count` requests with `method` ("" for any) answer `status` without reaching s3s.
     pub fn fail_next(&self, count: u32, method: &str, status: u16) {
-        self.inject(count, method, Fault::Status(status));
+        self.inject(count, method, "", Fault::Status(status));
+    }
+
+    /// The same, only for requests whose path contains `path_part` (e.g. `/v/`: an edition's
+    /// objects, so that a rebuild's copies fail and the bucket's bookkeeping does not).
+    pub fn fail_next_under(&self, count: u32, method: &str, path_part: &str, status: u16) {
+        self.inject(count, method, path_part, Fault::Status(status));
     }
 
     /// The next `count` requests with `method` ("" for any) are held for `stall` first.
     pub fn stall_next(&self, count: u32, method: &str, stall: Duration) {
-        self.inject(count, method, Fault::Stall(stall));
+        self.inject(count, method, "", Fault::Stall(stall));
     }
 
-    fn inject(&self, count: u32, method: &str, fault: Fault) {
-        *self.failure_method.lock().unwrap() = method.to_owned();
+    /// The same, only for requests whose path contains `path_part`.
+    pub fn stall_next_under(&self, count: u32, method: &str, path_part: &str, stall: Duration) {
+        self.inject(count, method, path_part, Fault::Stall(stall));
+    }
+
+    fn inject(&self, count: u32, method: &str, path_part: &str, fault: Fault) {
+        *self.failure_filter.lock().unwrap() = (method.to_owned(), path_part.to_owned());
         *self.failure.lock().unwrap() = fault;
         self.failures_left.store(count, Ordering::SeqCst);
     }
@@ -101,9 +113,9 @@ impl Traffic {
         self.log.lock().unwrap().clone()
     }
 
-    fn take_failure(&self, method: &str) -> Option<Fault> {
-        let wanted = self.failure_method.lock().unwrap().clone();
-        if !wanted.is_empty() && wanted != method {
+    fn take_failure(&self, method: &str, path: &str) -> Option<Fault> {
+        let (wanted, path_part) = self.failure_filter.lock().unwrap().clone();
+        if (!wanted.is_empty() && wanted != method) || !path.contains(&path_part) {
             return None;
         }
         self.failures_left
@@ -235,7 +247,7 @@ async fn traffic_layer(
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or_default().to_owned();
-    let response = match traffic.take_failure(&method) {
+    let response = match traffic.take_failure(&method, &path) {
         Some(Fault::Stall(stall)) => {
             tokio::time::sleep(stall).await;
             Service::call(service, request).await

@@ -1,0 +1,390 @@
+//! `keeper verify [--product P] [--repair]`: checks the bucket against the catalogue. Every
+//! published build against its manifest (keys, sizes, ETags), and every edition against its
+//! build's manifest (keys, sizes, ETags, and the edition's surrogate key on each object).
+//! Differences are reported one per line; `--repair` queues, for each edition that differs, a
+//! rebuild that lists its prefix (so leftovers go too), and a seal for each unsealed build.
+//! Nothing else is changed: a build that differs from its manifest cannot be repaired (its
+//! confirmed bytes are gone), so its editions must be pointed at another build.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::stream::FuturesUnordered;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::backends::OrgBackends;
+use crate::db::builds::list_active_builds;
+use crate::db::editions::{list_editions, set_prefix_matches_build};
+use crate::db::models::{Build, Edition};
+use crate::db::organizations::find_settings_of_product;
+use crate::db::products::{find_product_by_slug, list_product_slugs};
+use crate::db::DbPool;
+use crate::domain::{BucketPrefix, BuildSlug, EditionSlug, ProductSlug};
+use crate::ops::copy::SURROGATE_KEY;
+use crate::ops::manifest::{self, Entry};
+use crate::ops::{rebuild, seal, with_db};
+use crate::storage::{ObjectStore, ObjectSummary, StorageError};
+
+/// One thing that is not as the catalogue says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub product: String,
+    /// `build 3` or `edition __main`.
+    pub subject: String,
+    pub key: Option<String>,
+    pub problem: String,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.product, self.subject)?;
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.problem)
+    }
+}
+
+/// What a run checked and found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub products: usize,
+    pub builds: usize,
+    pub editions: usize,
+    pub objects: u64,
+    pub differences: Vec<Difference>,
+    /// Operations queued by `--repair`, as `kind id` lines.
+    pub queued: Vec<String>,
+}
+
+/// Where to look and how hard.
+pub struct Verifier {
+    pub pool: DbPool,
+    /// The default organization's store.
+    pub store: Arc<dyn ObjectStore>,
+    pub organizations: OrgBackends,
+    pub concurrency: usize,
+}
+
+impl Verifier {
+    /// Checks every product, or only `product`; with `repair`, queues the fixes.
+    pub async fn run(&self, product: Option<&str>, repair: bool) -> anyhow::Result<Report> {
+        let slugs = match product {
+            Some(slug) => vec![slug.to_owned()],
+            None => with_db(&self.pool, |conn| Ok(list_product_slugs(conn)?)).await?,
+        };
+        let mut report = Report::default();
+        for slug in slugs {
+            self.product(&slug, repair, &mut report)
+                .await
+                .with_context(|| format!("verifying {slug}"))?;
+        }
+        Ok(report)
+    }
+
+    async fn product(&self, slug: &str, repair: bool, report: &mut Report) -> anyhow::Result<()> {
+        let wanted = slug.to_owned();
+        let (product, settings, builds, editions) = with_db(&self.pool, move |conn| {
+            let product = find_product_by_slug(conn, &wanted)
+                .with_context(|| format!("no product named {wanted:?}"))?;
+            let (_, settings) = find_settings_of_product(conn, product.id)?;
+            let builds = list_active_builds(conn, product.id)?;
+            let editions = list_editions(conn, product.id)?;
+            Ok((product, settings, builds, editions))
+        })
+        .await?;
+        let store = if OrgBackends::is_default(&settings) {
+            self.store.clone()
+        } else {
+            self.organizations.for_organization(&settings).await?.store
+        };
+        let product_slug = ProductSlug::parse(&product.slug)?;
+        report.products += 1;
+        let mut check = Check {
+            store: &store,
+            product: &product_slug,
+            concurrency: self.concurrency,
+            report,
+        };
+        for build in builds.iter().filter(|build| build.uploaded) {
+            let sealed = check.build(build).await?;
+            if !sealed && repair {
+                let (product, build) = (product.clone(), build.clone());
+                let queued = with_db(&self.pool, move |conn| {
+                    Ok(seal::enqueue(conn, &product, &build)?)
+                })
+                .await?;
+                check
+                    .report
+                    .queued
+                    .push(format!("seal_build {}", queued.id));
+            }
+        }
+        for edition in &editions {
+            let Some(build) = edition
+                .build_id
+                .and_then(|id| builds.iter().find(|build| build.id == id))
+            else {
+                if edition.build_id.is_some() {
+                    check.differ(
+                        edition_subject(edition),
+                        None,
+                        "its build is deprecated; point the edition at another build".into(),
+                    );
+                }
+                continue;
+            };
+            let matches = check.edition(edition, build).await?;
+            if !matches && repair {
+                let (product, edition, build) = (product.clone(), edition.clone(), build.clone());
+                let queued = with_db(&self.pool, move |conn| {
+                    conn.write_transaction(|conn| {
+                        set_prefix_matches_build(conn, edition.id, false)?;
+                        rebuild::enqueue(conn, &product, &edition, &build)
+                    })
+                    .map_err(anyhow::Error::from)
+                })
+                .await?;
+                check
+                    .report
+                    .queued
+                    .push(format!("rebuild_edition {}", queued.id));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn edition_subject(edition: &Edition) -> String {
+    format!("edition {}", edition.slug)
+}
+
+/// The checks of one product.
+struct Check<'a> {
+    store: &'a Arc<dyn ObjectStore>,
+    product: &'a ProductSlug,
+    concurrency: usize,
+    report: &'a mut Report,
+}
+
+impl Check<'_> {
+    fn differ(&mut self, subject: String, key: Option<String>, problem: String) {
+        self.report.differences.push(Difference {
+            product: self.product.to_string(),
+            subject,
+            key,
+            problem,
+        });
+    }
+
+    /// Checks a confirmed build against its manifest; `false` when it is not sealed.
+    async fn build(&mut self, build: &Build) -> anyhow::Result<bool> {
+        self.report.builds += 1;
+        let subject = format!("build {}", build.slug);
+        let Some(digest) = &build.manifest_digest else {
+            self.differ(subject, None, "not sealed yet (no manifest)".into());
+            return Ok(false);
+        };
+        let slug = BuildSlug::parse(&build.slug)?;
+        let prefix = BucketPrefix::build(self.product, &slug);
+        let opened = manifest::open(self.store, self.product, &slug, digest).await;
+        let manifest = match opened {
+            Ok(manifest) => manifest,
+            Err(err) => {
+                self.differ(subject, None, format!("{err:#}"));
+                return Ok(true);
+            }
+        };
+        let mut listed = listing(self.store.as_ref(), &prefix);
+        let mut entries = manifest.entries;
+        let (mut object, mut entry) = (listed.try_next().await?, entries.try_next().await?);
+        loop {
+            let order = match (&object, &entry) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some((key, _)), Some(entry)) => key.cmp(&entry.key),
+            };
+            match order {
+                Ordering::Less => {
+                    let key = object.take().map(|(key, _)| key).unwrap_or_default();
+                    self.differ(subject.clone(), Some(key), "not in the manifest".into());
+                    object = listed.try_next().await?;
+                }
+                Ordering::Greater => {
+                    let key = entry.take().map(|entry| entry.key).unwrap_or_default();
+                    self.differ(subject.clone(), Some(key), "missing".into());
+                    entry = entries.try_next().await?;
+                }
+                Ordering::Equal => {
+                    if let (Some((key, summary)), Some(entry)) = (&object, &entry) {
+                        self.report.objects += 1;
+                        let etag = match &summary.etag {
+                            Some(etag) => Some(etag.clone()),
+                            // Some servers list no ETags: ask for this one.
+                            None => self.store.head(&summary.key).await?.summary.etag,
+                        };
+                        if let Some(problem) = content_differs(summary.size, etag.as_deref(), entry)
+                        {
+                            self.differ(subject.clone(), Some(key.clone()), problem);
+                        }
+                    }
+                    object = listed.try_next().await?;
+                    entry = entries.try_next().await?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Checks an edition against its build's manifest; `false` on any difference.
+    async fn edition(&mut self, edition: &Edition, build: &Build) -> anyhow::Result<bool> {
+        self.report.editions += 1;
+        let subject = edition_subject(edition);
+        let before = self.report.differences.len();
+        let Some(digest) = &build.manifest_digest else {
+            self.differ(
+                subject,
+                None,
+                format!("its build {} is not sealed yet", build.slug),
+            );
+            return Ok(false);
+        };
+        let slug = BuildSlug::parse(&build.slug)?;
+        let prefix = BucketPrefix::edition(self.product, &EditionSlug::parse(&edition.slug)?);
+        let manifest = match manifest::open(self.store, self.product, &slug, digest).await {
+            Ok(manifest) => manifest,
+            Err(err) => {
+                self.differ(subject, None, format!("{err:#}"));
+                return Ok(false);
+            }
+        };
+        let mut listed = listing(self.store.as_ref(), &prefix);
+        let mut entries = manifest.entries;
+        let mut heads = FuturesUnordered::new();
+        let (mut object, mut entry) = (listed.try_next().await?, entries.try_next().await?);
+        loop {
+            let order = match (&object, &entry) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some((key, _)), Some(entry)) => key.cmp(&entry.key),
+            };
+            match order {
+                Ordering::Less => {
+                    let key = object.take().map(|(key, _)| key).unwrap_or_default();
+                    self.differ(
+                        subject.clone(),
+                        Some(key),
+                        format!("not in build {}", build.slug),
+                    );
+                    object = listed.try_next().await?;
+                }
+                Ordering::Greater => {
+                    let key = entry.take().map(|entry| entry.key).unwrap_or_default();
+                    self.differ(subject.clone(), Some(key), "missing".into());
+                    entry = entries.try_next().await?;
+                }
+                Ordering::Equal => {
+                    if let (Some((_, summary)), Some(entry)) = (&object, &entry) {
+                        self.report.objects += 1;
+                        let store = self.store.clone();
+                        let full = summary.key.clone();
+                        let entry = entry.clone();
+                        heads.push(async move {
+                            let head = store.head(&full).await;
+                            (entry, head)
+                        });
+                        if heads.len() >= self.concurrency.max(1) {
+                            if let Some((entry, head)) = heads.next().await {
+                                self.check_copy(&subject, edition, entry, head)?;
+                            }
+                        }
+                    }
+                    object = listed.try_next().await?;
+                    entry = entries.try_next().await?;
+                }
+            }
+        }
+        while let Some((entry, head)) = heads.next().await {
+            self.check_copy(&subject, edition, entry, head)?;
+        }
+        Ok(self.report.differences.len() == before)
+    }
+
+    /// Checks an edition's copy of `entry`: size, ETag and the edition's surrogate key.
+    fn check_copy(
+        &mut self,
+        subject: &str,
+        edition: &Edition,
+        entry: Entry,
+        head: Result<crate::storage::ObjectHead, StorageError>,
+    ) -> anyhow::Result<()> {
+        let key = entry.key.clone();
+        match head {
+            Ok(head) => {
+                let etag = head.summary.etag.as_deref();
+                if let Some(problem) = content_differs(head.summary.size, etag, &entry) {
+                    self.differ(subject.to_owned(), Some(key.clone()), problem);
+                }
+                let found = head.headers.metadata.get(SURROGATE_KEY);
+                if found.map(String::as_str) != Some(edition.surrogate_key.as_str()) {
+                    self.differ(
+                        subject.to_owned(),
+                        Some(key),
+                        format!(
+                            "surrogate key is {}, not the edition's {}",
+                            found.map_or("missing", String::as_str),
+                            edition.surrogate_key
+                        ),
+                    );
+                }
+                Ok(())
+            }
+            Err(err) if err.is_not_found() => {
+                self.differ(subject.to_owned(), Some(key), "missing".into());
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// A size and ETag found against the manifest's.
+fn content_differs(size: u64, etag: Option<&str>, entry: &Entry) -> Option<String> {
+    if size != entry.size {
+        Some(format!(
+            "size {size} differs from the sealed {}",
+            entry.size
+        ))
+    } else if etag.map(|etag| etag.trim_matches('"')) != Some(entry.etag.trim_matches('"')) {
+        Some(format!(
+            "ETag {} differs from the sealed {}",
+            etag.unwrap_or("(none)"),
+            entry.etag
+        ))
+    } else {
+        None
+    }
+}
+
+/// The objects under `prefix` as (relative key, summary), a page at a time.
+fn listing<'a>(
+    store: &'a dyn ObjectStore,
+    prefix: &'a BucketPrefix,
+) -> futures::stream::BoxStream<'a, anyhow::Result<(String, ObjectSummary)>> {
+    store
+        .list(prefix.as_str())
+        .map_ok(|page| futures::stream::iter(page.into_iter().map(Ok::<_, StorageError>)))
+        .try_flatten()
+        .map_err(anyhow::Error::from)
+        .map_ok(move |summary| {
+            let relative = prefix
+                .relative(&summary.key)
+                .unwrap_or(&summary.key)
+                .to_owned();
+            (relative, summary)
+        })
+        .boxed()
+}
