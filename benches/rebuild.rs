@@ -6,11 +6,17 @@
 //!
 //! Two settings: loopback as is (the server's CPU is the limit), and a fixed 20 ms delay on every
 //! S3 request (a stand-in for a real S3 round trip). keeper's figure is the storage part of
-//! `rebuild_edition` (`ops::copy::mirror` + leftover deletion; the purge and the database writes
-//! are a constant few requests). keeper pipelines HEAD and COPY, each `CONCURRENCY` in flight;
-//! the ceiling has `CONCURRENCY` copies in flight. A bare HEAD loop and one listing are timed
-//! too: on loopback, where the CPU is the limit, ceiling + HEAD loop + listing is the least any
-//! rebuild that keeps each object's headers can take (the "work floor").
+//! `rebuild_edition` from a sealed build (the purge and the database writes are a constant few
+//! requests): the manifest read (checked against its digest), one conditional CopyObject per
+//! object with `CONCURRENCY` in flight, and the leftovers found from the previous build's
+//! manifest (the edition showed the same build before, so none). The seal's own cost (listing,
+//! a HEAD per object, the manifest's write), paid once per build, is printed beside it, and so
+//! is the unsealed pipeline keeper used before builds were sealed (`ops::copy::mirror`: a HEAD
+//! and a copy per object, plus listings). The ceiling has `CONCURRENCY` copies in flight.
+//!
+//! Peak RSS: the process's peak resident memory during a sealed rebuild of 2,000 and of 10,000
+//! objects (the peak is reset before each through `/proc/self/clear_refs`); the in-process
+//! server's memory is part of it.
 //!
 //! Under the delay the sequential baseline is measured on a slice of 500 objects and scaled
 //! linearly to 10,000 (it is sequential, so its time is linear in the object count; all of it
@@ -46,7 +52,11 @@ use aws_sdk_s3::types::MetadataDirective;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use keeper::domain::{BucketPrefix, BuildSlug, EditionSlug, ProductSlug};
-use keeper::ops::copy::{delete_prefix, mirror, remove_leftovers, LEFTOVER_LIMIT};
+use keeper::ops::copy::{
+    copy_manifest, delete_missing_from, delete_prefix, manifest_keys, mirror, remove_leftovers,
+    LEFTOVER_LIMIT,
+};
+use keeper::ops::manifest;
 use keeper::ops::ProgressCounter;
 use keeper::storage::s3::S3Store;
 use keeper::storage::{Metadata, ObjectHeaders, ObjectStore, ObjectSummary};
@@ -66,6 +76,7 @@ struct Bench {
     s3: S3Store,
     store: Arc<dyn ObjectStore>,
     product: ProductSlug,
+    build_slug: BuildSlug,
     build: BucketPrefix,
     sources: Vec<String>,
 }
@@ -84,7 +95,8 @@ async fn run() {
         "rebuild of a {OBJECTS}-object build into an edition over loopback HTTP, concurrency \
          {CONCURRENCY}, median of {RUNS} runs"
     );
-    let bench = Bench::new(server.store(1000).await).await;
+    let bench = Bench::new(server.store(1000).await, "1", OBJECTS).await;
+    bench.memory(&Bench::new(server.store(1000).await, "2", 2_000).await).await;
     println!(
         "\ns3s-fs (in-process, files in {}), loopback, no delay per S3 request:",
         root.display()
@@ -100,7 +112,7 @@ async fn run() {
     match std::env::var_os("KEEPER_TEST_GARAGE") {
         Some(_) => {
             let garage = tokio::task::block_in_place(garage::Garage::start);
-            let bench = Bench::new(garage.store().await).await;
+            let bench = Bench::new(garage.store().await, "1", OBJECTS).await;
             println!("\nGarage 2.5.0 (its own process, sqlite metadata), loopback, no delay:");
             bench.setting("garage", false).await;
         }
@@ -109,18 +121,19 @@ async fn run() {
 }
 
 impl Bench {
-    /// Uploads the build to the store `s3` is connected to.
-    async fn new(s3: S3Store) -> Self {
+    /// Uploads a build of `objects` objects to the store `s3` is connected to.
+    async fn new(s3: S3Store, slug: &str, objects: usize) -> Self {
         let store: Arc<dyn ObjectStore> = Arc::new(s3.clone());
         let product = ProductSlug::parse("bench").expect("slug");
-        let build = BucketPrefix::build(&product, &BuildSlug::parse("1").expect("slug"));
+        let build_slug = BuildSlug::parse(slug).expect("slug");
+        let build = BucketPrefix::build(&product, &build_slug);
         let headers = ObjectHeaders {
             content_type: Some("text/html".into()),
             cache_control: Some("max-age=31536000".into()),
             metadata: Metadata::from([("surrogate-key".into(), "buildkey".into())]),
             ..ObjectHeaders::default()
         };
-        let sources: Vec<String> = (0..OBJECTS)
+        let sources: Vec<String> = (0..objects)
             .map(|i| format!("{}d{}/page{i:05}.html", build.as_str(), i % 20))
             .collect();
         futures::stream::iter(sources.clone())
@@ -139,9 +152,70 @@ impl Bench {
             s3,
             store,
             product,
+            build_slug,
             build,
             sources,
         }
+    }
+
+    /// Peak RSS during a sealed rebuild of `small`'s build and of this one's.
+    async fn memory(&self, small: &Bench) {
+        let mut line = String::from("peak RSS during a sealed rebuild:");
+        for bench in [small, self] {
+            let digest = bench.seal().await.0;
+            let edition = BucketPrefix::edition(
+                &bench.product,
+                &EditionSlug::parse(&format!("rss{}", bench.build_slug)).expect("slug"),
+            );
+            reset_peak_rss();
+            bench.sealed(&edition, &digest).await;
+            line.push_str(&format!(
+                " {} objects {:.1} MiB;",
+                bench.sources.len(),
+                peak_rss_kib() as f64 / 1024.0
+            ));
+        }
+        println!("{}", line.trim_end_matches(';'));
+    }
+
+    /// Seals the build; returns the digest and the time it took.
+    async fn seal(&self) -> (String, f64) {
+        let started = Instant::now();
+        let sealed = manifest::seal(&self.store, &self.product, &self.build_slug, CONCURRENCY)
+            .await
+            .expect("seal");
+        assert_eq!(sealed.objects as usize, self.sources.len());
+        (sealed.digest, started.elapsed().as_secs_f64())
+    }
+
+    /// keeper's rebuild from the sealed build: the manifest read, one conditional copy per
+    /// object, the leftovers from the previous build's manifest (the same build: none).
+    async fn sealed(&self, edition: &BucketPrefix, digest: &str) -> f64 {
+        let progress = Arc::new(ProgressCounter::new());
+        let open = || manifest::open(&self.store, &self.product, &self.build_slug, digest);
+        let started = Instant::now();
+        let entries = open().await.expect("open the manifest").entries;
+        copy_manifest(
+            &self.store,
+            entries,
+            &self.build,
+            edition,
+            "editionkey",
+            CONCURRENCY,
+            &progress,
+        )
+        .await
+        .expect("copy");
+        let present = manifest_keys(open().await.expect("open the manifest").entries);
+        let kept = manifest_keys(open().await.expect("open the manifest").entries);
+        let removed = delete_missing_from(&self.store, edition, present, kept, CONCURRENCY)
+            .await
+            .expect("leftovers");
+        let elapsed = started.elapsed().as_secs_f64();
+        assert_eq!(removed, 0);
+        assert_eq!(progress.snapshot().done as usize, self.sources.len());
+        self.clear(edition).await;
+        elapsed
     }
 
     /// Measures and prints one setting; `name` keeps its editions apart from other settings'.
@@ -156,12 +230,20 @@ impl Bench {
                 &EditionSlug::parse(&format!("{name}{edition}")).expect("slug"),
             )
         };
+        let mut sealed = Vec::new();
         let mut keeper = Vec::new();
         let mut ceiling = Vec::new();
         let mut baseline = Vec::new();
+        let mut seals = Vec::new();
+        let mut digest = String::new();
+        for _ in 0..3 {
+            let (sealed_with, seconds) = self.seal().await;
+            (digest, seals) = (sealed_with, [seals, vec![seconds]].concat());
+        }
         for _ in 0..RUNS {
-            keeper.push(self.keeper(&next_edition()).await);
+            sealed.push(self.sealed(&next_edition(), &digest).await);
             ceiling.push(self.ceiling(&next_edition()).await);
+            keeper.push(self.keeper(&next_edition()).await);
         }
         let full_baseline = std::env::var("BENCH_FULL_BASELINE").is_ok_and(|value| value == "1");
         let slice = if !delayed || full_baseline {
@@ -182,8 +264,19 @@ impl Bench {
         }
         let (listing, heads) = (median(listing), median(heads));
         let (k, c, b) = (median(keeper), median(ceiling), median(baseline));
+        let (s, seal) = (median(sealed), median(seals));
         println!(
-            "  keeper rebuild      {k:>8.2} s  {:>7.0} objects/s",
+            "  keeper rebuild, sealed build {s:>8.2} s  {:>7.0} objects/s  = {:.0}% of the ceiling, \
+             {:.1}x the baseline",
+            OBJECTS as f64 / s,
+            100.0 * c / s,
+            b / s
+        );
+        println!(
+            "  the seal (once per build: listing + HEAD per object + manifest write) {seal:.2} s"
+        );
+        println!(
+            "  unsealed pipeline (HEAD + copy per object, as before) {k:>8.2} s  {:>7.0} objects/s",
             OBJECTS as f64 / k
         );
         println!(
@@ -200,7 +293,7 @@ impl Bench {
             }
         );
         println!(
-            "  keeper vs baseline: {:.1}x faster; keeper throughput = {:.0}% of the ceiling",
+            "  unsealed pipeline vs baseline: {:.1}x faster; {:.0}% of the ceiling",
             b / k,
             100.0 * c / k
         );
@@ -214,11 +307,11 @@ impl Bench {
              one, since a copy's headers are resent whole)"
         );
         if !delayed {
-            // When the CPU is the limit, work adds up: any rebuild that keeps each object's
+            // When the CPU is the limit, work adds up: a rebuild that reads each object's
             // headers does at least the ceiling's copies, a HEAD per object and one listing.
             let floor = c + heads + listing;
             println!(
-                "  keeper throughput = {:.0}% of the work floor (ceiling + HEAD loop + listing = \
+                "  unsealed pipeline = {:.0}% of its work floor (ceiling + HEAD loop + listing = \
                  {floor:.2} s)",
                 100.0 * floor / k
             );
@@ -335,4 +428,22 @@ impl Bench {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// Resets the process's peak RSS (VmHWM) to its current RSS (Linux 4.0 and later).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The process's peak RSS since the last reset, in KiB (0 where /proc is missing).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }

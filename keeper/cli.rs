@@ -13,6 +13,7 @@ use crate::backends::OrgBackends;
 use crate::config::Config;
 use crate::crypto::EncryptionKeys;
 use crate::db::organizations::find_organization_settings_by_slug;
+use crate::db::settings::claim_deployment_id;
 use crate::db::users::{create_user, find_user};
 use crate::db::{backup, migrations};
 use crate::domain::Permissions;
@@ -337,8 +338,18 @@ async fn run_recover(config: &Config, organization: &str, dry_run: bool) -> anyh
             .store
     };
     let found = recover::read_records(&store).await?;
+    let deployment = if OrgBackends::is_default(&settings) {
+        recover::store_deployment(store.as_ref()).await?
+    } else {
+        None
+    };
     let summary = with_db(&pool, move |conn| {
-        recover::apply(conn, &found, organization_id, dry_run).map(|summary| (summary, found))
+        let summary = recover::apply(conn, &found, organization_id, dry_run)?;
+        // The recovered database is the store's deployment again.
+        if let (Some(id), false) = (&deployment, dry_run) {
+            claim_deployment_id(conn, id)?;
+        }
+        Ok((summary, found))
     })
     .await;
     let (summary, found) = summary?;

@@ -18,9 +18,9 @@ use futures::TryStreamExt;
 use crate::db::migrations::known_migrations;
 use crate::db::rows::{set_highest_id, write_rows, Row};
 use crate::db::DbConnection;
-use crate::domain::{RecordKeys, RESERVED_PREFIX};
+use crate::domain::{RecordKeys, DEPLOYMENT_KEY, RESERVED_PREFIX};
 use crate::ops::records::{Record, FORMAT, VERSION};
-use crate::storage::ObjectStore;
+use crate::storage::{ObjectHeaders, ObjectStore};
 
 /// The tables recovered, in the order their foreign keys allow.
 pub const TABLES: [&str; 3] = ["products", "builds", "editions"];
@@ -218,4 +218,50 @@ fn refuse_newer_records(conn: &mut DbConnection, found: &Found) -> anyhow::Resul
         );
     }
     Ok(())
+}
+
+/// What a bucket's deployment object holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct DeploymentRecord {
+    format: String,
+    deployment: String,
+}
+
+const DEPLOYMENT_FORMAT: &str = "ltd-keeper-deployment";
+
+/// The identity of the deployment the store belongs to, if it records one.
+pub async fn store_deployment(store: &dyn ObjectStore) -> anyhow::Result<Option<String>> {
+    let object = match store.get(DEPLOYMENT_KEY).await {
+        Ok(object) => object,
+        Err(err) if err.is_not_found() => return Ok(None),
+        Err(err) => return Err(err).context("reading the store's deployment record"),
+    };
+    let body = object
+        .bytes()
+        .await
+        .context("reading the store's deployment record")?;
+    let record: DeploymentRecord = serde_json::from_slice(&body)
+        .with_context(|| format!("{DEPLOYMENT_KEY} in the object store is not keeper's"))?;
+    if record.format != DEPLOYMENT_FORMAT {
+        bail!("{DEPLOYMENT_KEY} in the object store is not keeper's");
+    }
+    Ok(Some(record.deployment))
+}
+
+/// Records in the store that it belongs to the deployment `id`.
+pub async fn record_deployment(store: &dyn ObjectStore, id: &str) -> anyhow::Result<()> {
+    let record = DeploymentRecord {
+        format: DEPLOYMENT_FORMAT.to_owned(),
+        deployment: id.to_owned(),
+    };
+    let body = serde_json::to_vec_pretty(&record).context("writing the deployment record")?;
+    let headers = ObjectHeaders {
+        content_type: Some("application/json".to_owned()),
+        cache_control: Some("no-store".to_owned()),
+        ..ObjectHeaders::default()
+    };
+    store
+        .put(DEPLOYMENT_KEY, bytes::Bytes::from(body), &headers)
+        .await
+        .context("writing the deployment record into the object store")
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::shutdown::ShutdownSignal;
 use crate::startup::{
-    bind, build_worker, prepare, refuse_wiped_database, start_http_with, storage_services,
+    bind, build_worker, check_deployment, prepare, refuse_wiped_database, start_http_with, storage_services,
 };
 
 /// What `keeper serve` is told on its command line.
@@ -26,6 +26,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
         options.allow_empty_database,
     )
     .await?;
+    check_deployment(&prepared.pool, storage.sites.store.as_ref()).await?;
     let mut shutdown = ShutdownSignal::install()?;
     let (listener, address) = bind(&config.http)?;
     let state = prepared.app_state(&config, address);

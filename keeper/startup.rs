@@ -22,7 +22,9 @@ use crate::backends::{OrgBackends, OrgDefaults};
 use crate::config::{Config, HttpConfig, StorageBackend};
 use crate::db::migrations::{self, GuardOutcome};
 use crate::db::products::count_products;
-use crate::db::settings::{resolve_secret_key, SecretKeySource};
+use crate::db::settings::{
+    claim_deployment_id, deployment_id, resolve_secret_key, SecretKeySource,
+};
 use crate::db::users::{ensure_bootstrap_user, BootstrapOutcome};
 use crate::db::{build_pool, DbConnection, DbPool};
 use crate::domain::Username;
@@ -31,6 +33,7 @@ use crate::ops::Services;
 use crate::storage::local::LocalStore;
 use crate::storage::presign::SigningCredentials;
 use crate::storage::s3::{S3Settings, S3Store};
+use crate::recover::{record_deployment, store_deployment};
 use crate::storage::ObjectStore;
 
 /// A local store's temporary file untouched for this long was left by a killed write: no
@@ -262,6 +265,53 @@ pub async fn refuse_wiped_database(
          store that belongs to it; to start anyway and let the store's content be overwritten, \
          pass --allow-empty-database"
     )
+}
+
+/// Refuses a database and a store that belong to different deployments: each keeps the
+/// deployment's identity (the database in `server_settings`, the store in
+/// `__keeper/deployment.json`), written at the first start. A database that has none yet takes
+/// the store's only when it holds no product (after `keeper recover`, or a start with
+/// `--allow-empty-database`); a store that has none gets the database's.
+pub async fn check_deployment(pool: &DbPool, store: &dyn ObjectStore) -> anyhow::Result<()> {
+    let in_store = store_deployment(store).await?;
+    let pool = pool.clone();
+    let wanted = in_store.clone();
+    let in_database = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let mut conn = pool.get().context("connecting to the database")?;
+        match (deployment_id(&mut conn)?, wanted) {
+            (Some(id), _) => Ok(id),
+            (None, Some(theirs)) => {
+                let products = count_products(&mut conn)?;
+                if products > 0 {
+                    anyhow::bail!(
+                        "the object store belongs to deployment {theirs}, and this database \
+                         ({products} products) has never used it: point KEEPER_STORAGE_* at this \
+                         database's own store, or KEEPER_DATABASE_URL at the store's database"
+                    );
+                }
+                Ok(claim_deployment_id(&mut conn, &theirs)?)
+            }
+            (None, None) => Ok(claim_deployment_id(
+                &mut conn,
+                &uuid::Uuid::new_v4().simple().to_string(),
+            )?),
+        }
+    })
+    .await
+    .context("reading the deployment's identity")??;
+    match in_store {
+        Some(theirs) if theirs == in_database => Ok(()),
+        Some(theirs) => anyhow::bail!(
+            "the database belongs to deployment {in_database} but the object store to deployment \
+             {theirs}: they are not each other's. Point KEEPER_DATABASE_URL and KEEPER_STORAGE_* \
+             at the database and the store of one deployment"
+        ),
+        None => {
+            record_deployment(store, &in_database).await?;
+            tracing::info!(deployment = %in_database, "recorded the deployment in the object store");
+            Ok(())
+        }
+    }
 }
 
 /// The clients of organizations other than the default, with the configured encryption keys.

@@ -54,3 +54,34 @@ pub fn resolve_secret_key(
         None => Ok((load_or_create_secret_key(conn)?, SecretKeySource::Database)),
     }
 }
+
+/// The name of this deployment's identity, which its bucket holds too (`startup`'s check that
+/// a database and a store belong together).
+pub const DEPLOYMENT_SETTING: &str = "deployment_id";
+
+/// This deployment's identity, if it has one yet.
+pub fn deployment_id(conn: &mut DbConnection) -> QueryResult<Option<String>> {
+    with_connection!(conn, c => server_settings::table
+        .find(DEPLOYMENT_SETTING)
+        .select(server_settings::value)
+        .first::<String>(c)
+        .optional())
+}
+
+/// Stores `candidate` as the deployment's identity unless it has one, and returns the one it has
+/// (a concurrent first start's, if that one won).
+pub fn claim_deployment_id(conn: &mut DbConnection, candidate: &str) -> QueryResult<String> {
+    with_connection!(conn, c => {
+        diesel::insert_into(server_settings::table)
+            .values((
+                server_settings::name.eq(DEPLOYMENT_SETTING),
+                server_settings::value.eq(candidate),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c)?;
+        server_settings::table
+            .find(DEPLOYMENT_SETTING)
+            .select(server_settings::value)
+            .first::<String>(c)
+    })
+}

@@ -114,6 +114,9 @@ impl BucketPrefix {
 /// letter, and the site server and edges map a URL to a key only through a product slug.
 pub const RESERVED_PREFIX: &str = "__keeper/";
 
+/// The object that names the deployment a bucket belongs to.
+pub const DEPLOYMENT_KEY: &str = "__keeper/deployment.json";
+
 /// Where keeper's records of one product live under [`RESERVED_PREFIX`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordKeys(String);

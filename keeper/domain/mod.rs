@@ -14,7 +14,7 @@ pub(crate) mod username;
 pub(crate) mod versions;
 
 pub use error::DomainError;
-pub use keys::{BucketPrefix, RecordKeys, SurrogateKey, RESERVED_PREFIX};
+pub use keys::{BucketPrefix, RecordKeys, SurrogateKey, DEPLOYMENT_KEY, RESERVED_PREFIX};
 pub use operation::{OperationKind, OperationState};
 pub use organization::{CdnKind, StoreKind, UrlLayout};
 pub use permissions::Permissions;

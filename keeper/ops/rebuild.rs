@@ -162,7 +162,15 @@ pub async fn run(
         let Some(changed) = changed_since_seal(&err).map(str::to_owned) else {
             return Err(OpError::Transient(err));
         };
-        let restored = restore(services, &payload, &digest, previous.as_ref(), &edition).await;
+        let restored = restore(
+            services,
+            &payload,
+            &digest,
+            previous.as_ref(),
+            &edition,
+            build_id,
+        )
+        .await;
         return Err(OpError::Permanent(format!(
             "{changed:?} changed or vanished after build {} of {} was sealed: the build is no \
              longer what was confirmed, so it is not published. {restored} Upload a new build; \
@@ -225,6 +233,7 @@ async fn restore(
     digest: &str,
     previous: Option<&(BuildSlug, String)>,
     edition: &Edition,
+    build_id: i64,
 ) -> String {
     let store = &services.store;
     let to = BucketPrefix::edition(&payload.product, &payload.edition);
@@ -260,6 +269,14 @@ async fn restore(
                 futures::stream::empty().boxed(),
                 "nothing (it had no build yet)".to_owned(),
             ),
+            // Rebuilt from the build it already showed: the changed objects were not copied,
+            // and every other one is what it was.
+            None if edition.build_id == Some(build_id) => {
+                return Ok(format!(
+                    "build {}, whose changed objects were left as they were",
+                    payload.build
+                ))
+            }
             None => anyhow::bail!(
                 "the build it showed is deprecated or gone, so its objects cannot be restored"
             ),

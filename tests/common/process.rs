@@ -102,6 +102,13 @@ impl KeeperProcess {
         }
     }
 
+    /// SIGKILLs the server and hands back its directory (database, store, log), to start
+    /// another server on.
+    pub fn kill_and_keep_dir(mut self) -> tempfile::TempDir {
+        self.kill();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
