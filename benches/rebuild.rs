@@ -14,9 +14,11 @@
 //! is the unsealed pipeline keeper used before builds were sealed (`ops::copy::mirror`: a HEAD
 //! and a copy per object, plus listings). The ceiling has `CONCURRENCY` copies in flight.
 //!
-//! Peak RSS: the process's peak resident memory during a sealed rebuild of 2,000 and of 10,000
-//! objects (the peak is reset before each through `/proc/self/clear_refs`); the in-process
-//! server's memory is part of it.
+//! Memory: during a sealed rebuild of 2,000 and of 10,000 objects, the peak growth of the heap in
+//! use (counted by this binary's allocator while the rebuild runs, the in-process server's
+//! allocations included) and the process's peak RSS (reset before each through
+//! `/proc/self/clear_refs`; it also keeps what the allocator retained from earlier work).
+//! `BENCH_MEMORY_ONLY=1` stops after these two figures.
 //!
 //! Under the delay the sequential baseline is measured on a slice of 500 objects and scaled
 //! linearly to 10,000 (it is sequential, so its time is linear in the object count; all of it
@@ -96,7 +98,12 @@ async fn run() {
          {CONCURRENCY}, median of {RUNS} runs"
     );
     let bench = Bench::new(server.store(1000).await, "1", OBJECTS).await;
-    bench.memory(&Bench::new(server.store(1000).await, "2", 2_000).await).await;
+    bench
+        .memory(&Bench::new(server.store(1000).await, "2", 2_000).await)
+        .await;
+    if std::env::var_os("BENCH_MEMORY_ONLY").is_some() {
+        return;
+    }
     println!(
         "\ns3s-fs (in-process, files in {}), loopback, no delay per S3 request:",
         root.display()
@@ -158,9 +165,9 @@ impl Bench {
         }
     }
 
-    /// Peak RSS during a sealed rebuild of `small`'s build and of this one's.
+    /// Peak heap growth and peak RSS during a sealed rebuild of `small`'s build and of this one's.
     async fn memory(&self, small: &Bench) {
-        let mut line = String::from("peak RSS during a sealed rebuild:");
+        let mut line = String::from("memory during a sealed rebuild:");
         for bench in [small, self] {
             let digest = bench.seal().await.0;
             let edition = BucketPrefix::edition(
@@ -168,10 +175,20 @@ impl Bench {
                 &EditionSlug::parse(&format!("rss{}", bench.build_slug)).expect("slug"),
             );
             reset_peak_rss();
-            bench.sealed(&edition, &digest).await;
+            counting::start();
+            bench.sealed_into(&edition, &digest).await;
+            let heap = counting::stop();
+            bench.clear(&edition).await;
+            counting::start();
+            bench.ceiling_into(&edition).await;
+            let ceiling_heap = counting::stop();
+            bench.clear(&edition).await;
             line.push_str(&format!(
-                " {} objects {:.1} MiB;",
+                " {} objects: heap +{:.1} MiB at most (a bare copy loop: +{:.1} MiB), peak RSS \
+                 {:.1} MiB;",
                 bench.sources.len(),
+                heap as f64 / (1024.0 * 1024.0),
+                ceiling_heap as f64 / (1024.0 * 1024.0),
                 peak_rss_kib() as f64 / 1024.0
             ));
         }
@@ -188,9 +205,16 @@ impl Bench {
         (sealed.digest, started.elapsed().as_secs_f64())
     }
 
+    /// [`Bench::sealed_into`], then the edition emptied again.
+    async fn sealed(&self, edition: &BucketPrefix, digest: &str) -> f64 {
+        let elapsed = self.sealed_into(edition, digest).await;
+        self.clear(edition).await;
+        elapsed
+    }
+
     /// keeper's rebuild from the sealed build: the manifest read, one conditional copy per
     /// object, the leftovers from the previous build's manifest (the same build: none).
-    async fn sealed(&self, edition: &BucketPrefix, digest: &str) -> f64 {
+    async fn sealed_into(&self, edition: &BucketPrefix, digest: &str) -> f64 {
         let progress = Arc::new(ProgressCounter::new());
         let open = || manifest::open(&self.store, &self.product, &self.build_slug, digest);
         let started = Instant::now();
@@ -214,7 +238,6 @@ impl Bench {
         let elapsed = started.elapsed().as_secs_f64();
         assert_eq!(removed, 0);
         assert_eq!(progress.snapshot().done as usize, self.sources.len());
-        self.clear(edition).await;
         elapsed
     }
 
@@ -369,8 +392,15 @@ impl Bench {
         elapsed
     }
 
-    /// A bare concurrent CopyObject (REPLACE) loop over known keys and headers.
+    /// [`Bench::ceiling_into`], then the edition emptied again.
     async fn ceiling(&self, edition: &BucketPrefix) -> f64 {
+        let elapsed = self.ceiling_into(edition).await;
+        self.clear(edition).await;
+        elapsed
+    }
+
+    /// A bare concurrent CopyObject (REPLACE) loop over known keys and headers.
+    async fn ceiling_into(&self, edition: &BucketPrefix) -> f64 {
         let started = Instant::now();
         futures::stream::iter(self.sources.iter())
             .map(|from| {
@@ -396,9 +426,7 @@ impl Bench {
             .try_collect::<Vec<()>>()
             .await
             .expect("copy");
-        let elapsed = started.elapsed().as_secs_f64();
-        self.clear(edition).await;
-        elapsed
+        started.elapsed().as_secs_f64()
     }
 
     /// The original algorithm: delete the edition, then HEAD + COPY each object in turn.
@@ -446,4 +474,73 @@ fn peak_rss_kib() -> u64 {
                 .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Counts the heap in use while switched on: the peak growth over a window of the benchmark.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+
+    struct Counting;
+
+    static ON: AtomicBool = AtomicBool::new(false);
+    static CURRENT: AtomicIsize = AtomicIsize::new(0);
+    static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+    fn grew(bytes: usize) {
+        if ON.load(Ordering::Relaxed) {
+            let now = CURRENT.fetch_add(bytes as isize, Ordering::Relaxed) + bytes as isize;
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    fn shrank(bytes: usize) {
+        if ON.load(Ordering::Relaxed) {
+            CURRENT.fetch_sub(bytes as isize, Ordering::Relaxed);
+        }
+    }
+
+    // SAFETY: every call is forwarded to the system allocator unchanged; only counters move.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: as the caller promised for `layout`.
+            let pointer = unsafe { System.alloc(layout) };
+            if !pointer.is_null() {
+                grew(layout.size());
+            }
+            pointer
+        }
+
+        unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+            shrank(layout.size());
+            // SAFETY: `pointer` was allocated by `System` with `layout`.
+            unsafe { System.dealloc(pointer, layout) }
+        }
+
+        unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+            // SAFETY: as the caller promised for `pointer` and `layout`.
+            let moved = unsafe { System.realloc(pointer, layout, size) };
+            if !moved.is_null() {
+                shrank(layout.size());
+                grew(size);
+            }
+            moved
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    /// Counts from zero from now on.
+    pub fn start() {
+        CURRENT.store(0, Ordering::SeqCst);
+        PEAK.store(0, Ordering::SeqCst);
+        ON.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops counting; the peak growth of the heap in use since [`start`], in bytes.
+    pub fn stop() -> usize {
+        ON.store(false, Ordering::SeqCst);
+        PEAK.load(Ordering::SeqCst).max(0) as usize
+    }
 }

@@ -6,7 +6,8 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::shutdown::ShutdownSignal;
 use crate::startup::{
-    bind, build_worker, check_deployment, prepare, refuse_wiped_database, start_http_with, storage_services,
+    bind, build_worker, check_deployment, prepare, refuse_wiped_database, start_http_with,
+    storage_services,
 };
 
 /// What `keeper serve` is told on its command line.

@@ -30,10 +30,10 @@ use crate::db::{build_pool, DbConnection, DbPool};
 use crate::domain::Username;
 use crate::ops::worker::Worker;
 use crate::ops::Services;
+use crate::recover::{record_deployment, store_deployment};
 use crate::storage::local::LocalStore;
 use crate::storage::presign::SigningCredentials;
 use crate::storage::s3::{S3Settings, S3Store};
-use crate::recover::{record_deployment, store_deployment};
 use crate::storage::ObjectStore;
 
 /// A local store's temporary file untouched for this long was left by a killed write: no

@@ -133,18 +133,19 @@ fn sigkills_during_uploads_and_rebuilds_lose_nothing() {
         "SELECT e.slug || ' ' || b.slug || ' ' || e.surrogate_key AS line FROM editions e \
          JOIN builds b ON b.id = e.build_id WHERE e.date_ended IS NULL",
     );
-    assert!(!rows.is_empty(), "no edition was ever published\n{}", keeper.log());
+    assert!(
+        !rows.is_empty(),
+        "no edition was ever published\n{}",
+        keeper.log()
+    );
     let store = LocalStore::open(keeper.store_dir()).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     for row in &rows {
-        let [edition, build, key]: [&str; 3] = row
-            .split(' ')
-            .collect::<Vec<_>>()
-            .try_into()
-            .unwrap();
+        let [edition, build, key]: [&str; 3] =
+            row.split(' ').collect::<Vec<_>>().try_into().unwrap();
         runtime.block_on(assert_same_objects(
             &store,
             &format!("demo/builds/{build}/"),
@@ -203,7 +204,11 @@ async fn assert_same_objects(store: &LocalStore, build: &str, edition: &str, key
         let source = store.get(&format!("{build}{relative}")).await.unwrap();
         let copy = store.get(&format!("{edition}{relative}")).await.unwrap();
         assert_eq!(
-            copy.head.headers.metadata.get("surrogate-key").map(String::as_str),
+            copy.head
+                .headers
+                .metadata
+                .get("surrogate-key")
+                .map(String::as_str),
             Some(key),
             "{edition}{relative}"
         );

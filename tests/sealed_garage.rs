@@ -66,7 +66,9 @@ fn an_object_overwritten_through_a_valid_form_is_never_published() {
     let work = tempfile::tempdir().unwrap();
     generate_site(&work.path().join("a"), 40);
     keeper_upload_succeeds(&keeper, "demo", &work.path().join("a"), "main");
-    wait_for("build A on __main", Duration::from_secs(60), || settled(&keeper));
+    wait_for("build A on __main", Duration::from_secs(60), || {
+        settled(&keeper)
+    });
     let a = keeper.builds("demo")[0].clone();
     let token = keeper.token();
     let created = common::client()
@@ -80,7 +82,10 @@ fn an_object_overwritten_through_a_valid_form_is_never_published() {
     wait_for("pinned on A", Duration::from_secs(60), || settled(&keeper));
     let pinned_page = format!(
         "{}/index.html",
-        pinned["published_url"].as_str().unwrap().trim_end_matches('/')
+        pinned["published_url"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/')
     );
     let before = page(&pinned_page);
     assert_eq!(before.0, 200, "{}", keeper.log());
@@ -96,7 +101,10 @@ fn an_object_overwritten_through_a_valid_form_is_never_published() {
         .json()
         .unwrap();
     let form = b["post_prefix_urls"]["/"].clone();
-    assert_eq!(post_file(&form, "index.html", b"<p>B as confirmed</p>"), 204);
+    assert_eq!(
+        post_file(&form, "index.html", b"<p>B as confirmed</p>"),
+        204
+    );
     assert_eq!(post_file(&form, "other.html", b"<p>B other</p>"), 204);
     let confirmed = common::client()
         .patch(b["self_url"].as_str().unwrap())
@@ -122,10 +130,11 @@ fn an_object_overwritten_through_a_valid_form_is_never_published() {
         .send()
         .unwrap();
     assert_eq!(repointed.status(), 200);
-    wait_for("the rebuild to end", Duration::from_secs(60), || settled(&keeper));
-    let failed = keeper.lines(
-        "SELECT COALESCE(message, '') AS line FROM operations WHERE state = 'FAILED'",
-    );
+    wait_for("the rebuild to end", Duration::from_secs(60), || {
+        settled(&keeper)
+    });
+    let failed =
+        keeper.lines("SELECT COALESCE(message, '') AS line FROM operations WHERE state = 'FAILED'");
     assert_eq!(failed.len(), 1, "{failed:?}\n{}", keeper.log());
     assert!(failed[0].contains("index.html"), "{}", failed[0]);
     assert_eq!(page(&pinned_page), before, "the edition's page changed");
