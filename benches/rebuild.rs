@@ -104,6 +104,7 @@ async fn run() {
     if std::env::var_os("BENCH_MEMORY_ONLY").is_some() {
         return;
     }
+
     println!(
         "\ns3s-fs (in-process, files in {}), loopback, no delay per S3 request:",
         root.display()

@@ -119,9 +119,12 @@ pub fn mirror<'a>(
 /// Copies every entry of a sealed build's manifest from `from` to the same relative key under
 /// `to`, with the manifest's headers and `surrogate_key`, each on the condition that the source
 /// still has the sealed ETag: one `CopyObject` per object and nothing else. `concurrency`
-/// copies in flight; fails on the first copy that fails (nothing is deleted here). A source
-/// that changed or vanished since the seal fails with the [`StorageError`] in the chain, so the
-/// caller can tell it from a transient failure ([`changed_since_seal`]).
+/// copies in flight, all in this task (on loopback the client shares the CPU with the server,
+/// and spawning each copy cost a quarter of the throughput). After the first failure no new
+/// copy starts and the ones in flight are waited for, so that nothing lands after this returns;
+/// nothing is deleted here. A source that changed or vanished since the seal fails with the
+/// [`StorageError`] in the chain, so the caller can tell it from a transient failure
+/// ([`changed_since_seal`]).
 pub fn copy_manifest<'a>(
     store: &'a Arc<dyn ObjectStore>,
     entries: BoxStream<'static, anyhow::Result<Entry>>,
@@ -132,29 +135,41 @@ pub fn copy_manifest<'a>(
     progress: &'a Arc<ProgressCounter>,
 ) -> BoxFuture<'a, anyhow::Result<()>> {
     let metadata = Metadata::from([(SURROGATE_KEY.to_owned(), surrogate_key.to_owned())]);
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = failed.clone();
     entries
-        .map(move |entry| {
-            let entry = entry?;
-            let source_key = from.key(&entry.key)?;
-            let target_key = to.key(&entry.key)?;
-            let headers = entry.headers.with_metadata(&metadata);
-            let store = store.clone();
-            let progress = progress.clone();
-            Ok(tokio::spawn(async move {
-                store
-                    .copy_with_headers(&source_key, &target_key, &headers, Some(&entry.etag))
-                    .await
-                    .map_err(|err| {
-                        anyhow::Error::new(err)
-                            .context(format!("copying {source_key:?} to {target_key:?}"))
-                    })?;
-                progress.add_done(1);
-                Ok(())
-            })
-            .map(joined))
+        .take_while(move |_| {
+            futures::future::ready(!stop.load(std::sync::atomic::Ordering::SeqCst))
         })
-        .try_buffer_unordered(concurrency.max(1))
-        .try_for_each(|()| futures::future::ready(Ok(())))
+        .map(move |entry| {
+            let (metadata, failed) = (metadata.clone(), failed.clone());
+            async move {
+                let outcome = async {
+                    let entry = entry?;
+                    let source_key = from.key(&entry.key)?;
+                    let target_key = to.key(&entry.key)?;
+                    let headers = entry.headers.with_metadata(&metadata);
+                    store
+                        .copy_with_headers(&source_key, &target_key, &headers, Some(&entry.etag))
+                        .await
+                        .map_err(|err| {
+                            anyhow::Error::new(err)
+                                .context(format!("copying {source_key:?} to {target_key:?}"))
+                        })?;
+                    progress.add_done(1);
+                    Ok(())
+                }
+                .await;
+                if outcome.is_err() {
+                    failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                outcome
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .fold(Ok(()), |first, outcome| {
+            futures::future::ready(first.and(outcome))
+        })
         .boxed()
 }
 
