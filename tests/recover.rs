@@ -1,5 +1,5 @@
 //! The database lost, the bucket kept, with the real binary on the local store and each database
-//! backend: `keeper serve` refuses the empty database naming `keeper recover`; `keeper recover
+//! backend, and on Garage (S3 mode; needs `KEEPER_TEST_GARAGE`, as `./scripts/test` sets): `keeper serve` refuses the empty database naming `keeper recover`; `keeper recover
 //! --dry-run` writes nothing; `keeper recover` brings back every product, build and edition, so
 //! the API lists the same resources field for field (ids, URLs, surrogate keys) and every page
 //! reads the same; a second `keeper recover` changes nothing.
@@ -97,12 +97,25 @@ fn keeper_command(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) ->
 }
 
 fn recover_after_the_database_is_lost(backend: TestBackend) {
-    let first = TestDatabase::new(backend);
     // One store throughout (by default a local store sits beside the SQLite file).
     let data = tempfile::tempdir().unwrap();
-    let data_dir = data.path().to_str().unwrap();
+    let data_dir = data.path().to_str().unwrap().to_owned();
+    recover_beside(backend, &[("KEEPER_STORAGE_DIR", data_dir)]);
+}
+
+/// The same with the store in Garage (S3 mode): the records are read back through S3.
+#[test]
+fn recover_from_a_garage_bucket() {
+    let garage = common::garage::Garage::start();
+    recover_beside(TestBackend::Sqlite, &garage.keeper_env());
+}
+
+fn recover_beside(backend: TestBackend, store: &[(&'static str, String)]) {
+    let store: Vec<(&str, &str)> = store.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = TestDatabase::new(backend);
     let mut env: Vec<(&str, &str)> = SERVER_ENV.to_vec();
-    env.extend([("KEEPER_DATABASE_URL", first.url.as_str()), ("KEEPER_STORAGE_DIR", data_dir)]);
+    env.push(("KEEPER_DATABASE_URL", first.url.as_str()));
+    env.extend(store.iter().copied());
     let keeper = KeeperProcess::start(&env);
     keeper.create_product("demo");
     let sites = tempfile::tempdir().unwrap();
@@ -123,10 +136,8 @@ fn recover_after_the_database_is_lost(backend: TestBackend) {
 
     // The database is gone: a new, empty one beside the same store.
     let second = TestDatabase::new(backend);
-    let lost = [
-        ("KEEPER_DATABASE_URL", second.url.as_str()),
-        ("KEEPER_STORAGE_DIR", data_dir),
-    ];
+    let mut lost = vec![("KEEPER_DATABASE_URL", second.url.as_str())];
+    lost.extend(store.iter().copied());
     let refused = keeper_command(dir.path(), &lost, &["serve"]);
     let text = output_text(&refused);
     assert_eq!(refused.status.code(), Some(1), "{text}");
@@ -154,7 +165,7 @@ fn recover_after_the_database_is_lost(backend: TestBackend) {
     assert!(text.contains("nothing to do"), "{text}");
 
     let mut env: Vec<(&str, &str)> = SERVER_ENV.to_vec();
-    env.extend(lost);
+    env.extend(lost.iter().copied());
     let keeper = KeeperProcess::start_in(dir, &env);
     assert_eq!(snapshot(&keeper, &pages), before);
 }
