@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use anyhow::Context;
-use futures::stream::FuturesUnordered;
+use futures::stream::{BoxStream, FuturesUnordered};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::backends::OrgBackends;
@@ -196,42 +196,29 @@ impl Check<'_> {
                 return Ok(true);
             }
         };
-        let mut listed = listing(self.store.as_ref(), &prefix);
-        let mut entries = manifest.entries;
-        let (mut object, mut entry) = (listed.try_next().await?, entries.try_next().await?);
-        loop {
-            let order = match (&object, &entry) {
-                (None, None) => break,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some((key, _)), Some(entry)) => key.cmp(&entry.key),
-            };
-            match order {
-                Ordering::Less => {
-                    let key = object.take().map(|(key, _)| key).unwrap_or_default();
-                    self.differ(subject.clone(), Some(key), "not in the manifest".into());
-                    object = listed.try_next().await?;
+        let mut pairs = paired(listing(self.store.as_ref(), &prefix), manifest.entries);
+        while let Some(pair) = pairs.try_next().await? {
+            match pair {
+                Paired::Extra(summary) => self.differ(
+                    subject.clone(),
+                    Some(summary.relative),
+                    "not in the manifest".into(),
+                ),
+                Paired::Missing(entry) => {
+                    self.differ(subject.clone(), Some(entry.key), "missing".into())
                 }
-                Ordering::Greater => {
-                    let key = entry.take().map(|entry| entry.key).unwrap_or_default();
-                    self.differ(subject.clone(), Some(key), "missing".into());
-                    entry = entries.try_next().await?;
-                }
-                Ordering::Equal => {
-                    if let (Some((key, summary)), Some(entry)) = (&object, &entry) {
-                        self.report.objects += 1;
-                        let etag = match &summary.etag {
-                            Some(etag) => Some(etag.clone()),
-                            // Some servers list no ETags: ask for this one.
-                            None => self.store.head(&summary.key).await?.summary.etag,
-                        };
-                        if let Some(problem) = content_differs(summary.size, etag.as_deref(), entry)
-                        {
-                            self.differ(subject.clone(), Some(key.clone()), problem);
-                        }
+                Paired::Both(summary, entry) => {
+                    self.report.objects += 1;
+                    let etag = match &summary.object.etag {
+                        Some(etag) => Some(etag.clone()),
+                        // Some servers list no ETags: ask for this one.
+                        None => self.store.head(&summary.object.key).await?.summary.etag,
+                    };
+                    if let Some(problem) =
+                        content_differs(summary.object.size, etag.as_deref(), &entry)
+                    {
+                        self.differ(subject.clone(), Some(entry.key), problem);
                     }
-                    object = listed.try_next().await?;
-                    entry = entries.try_next().await?;
                 }
             }
         }
@@ -260,50 +247,30 @@ impl Check<'_> {
                 return Ok(false);
             }
         };
-        let mut listed = listing(self.store.as_ref(), &prefix);
-        let mut entries = manifest.entries;
         let mut heads = FuturesUnordered::new();
-        let (mut object, mut entry) = (listed.try_next().await?, entries.try_next().await?);
-        loop {
-            let order = match (&object, &entry) {
-                (None, None) => break,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some((key, _)), Some(entry)) => key.cmp(&entry.key),
-            };
-            match order {
-                Ordering::Less => {
-                    let key = object.take().map(|(key, _)| key).unwrap_or_default();
-                    self.differ(
-                        subject.clone(),
-                        Some(key),
-                        format!("not in build {}", build.slug),
-                    );
-                    object = listed.try_next().await?;
+        let mut pairs = paired(listing(self.store.as_ref(), &prefix), manifest.entries);
+        while let Some(pair) = pairs.try_next().await? {
+            match pair {
+                Paired::Extra(summary) => self.differ(
+                    subject.clone(),
+                    Some(summary.relative),
+                    format!("not in build {}", build.slug),
+                ),
+                Paired::Missing(entry) => {
+                    self.differ(subject.clone(), Some(entry.key), "missing".into())
                 }
-                Ordering::Greater => {
-                    let key = entry.take().map(|entry| entry.key).unwrap_or_default();
-                    self.differ(subject.clone(), Some(key), "missing".into());
-                    entry = entries.try_next().await?;
-                }
-                Ordering::Equal => {
-                    if let (Some((_, summary)), Some(entry)) = (&object, &entry) {
-                        self.report.objects += 1;
-                        let store = self.store.clone();
-                        let full = summary.key.clone();
-                        let entry = entry.clone();
-                        heads.push(async move {
-                            let head = store.head(&full).await;
-                            (entry, head)
-                        });
-                        if heads.len() >= self.concurrency.max(1) {
-                            if let Some((entry, head)) = heads.next().await {
-                                self.check_copy(&subject, edition, entry, head)?;
-                            }
+                Paired::Both(summary, entry) => {
+                    self.report.objects += 1;
+                    let store = self.store.clone();
+                    heads.push(async move {
+                        let head = store.head(&summary.object.key).await;
+                        (entry, head)
+                    });
+                    if heads.len() >= self.concurrency.max(1) {
+                        if let Some((entry, head)) = heads.next().await {
+                            self.check_copy(&subject, edition, entry, head)?;
                         }
                     }
-                    object = listed.try_next().await?;
-                    entry = entries.try_next().await?;
                 }
             }
         }
@@ -369,22 +336,99 @@ fn content_differs(size: u64, etag: Option<&str>, entry: &Entry) -> Option<Strin
     }
 }
 
-/// The objects under `prefix` as (relative key, summary), a page at a time.
+/// An object found under a prefix, with its key relative to the prefix.
+struct Listed {
+    relative: String,
+    object: ObjectSummary,
+}
+
+/// The objects under `prefix`, a page at a time.
 fn listing<'a>(
     store: &'a dyn ObjectStore,
     prefix: &'a BucketPrefix,
-) -> futures::stream::BoxStream<'a, anyhow::Result<(String, ObjectSummary)>> {
+) -> BoxStream<'a, anyhow::Result<Listed>> {
     store
         .list(prefix.as_str())
         .map_ok(|page| futures::stream::iter(page.into_iter().map(Ok::<_, StorageError>)))
         .try_flatten()
         .map_err(anyhow::Error::from)
-        .map_ok(move |summary| {
-            let relative = prefix
-                .relative(&summary.key)
-                .unwrap_or(&summary.key)
-                .to_owned();
-            (relative, summary)
+        .map_ok(move |object| Listed {
+            relative: prefix
+                .relative(&object.key)
+                .unwrap_or(&object.key)
+                .to_owned(),
+            object,
         })
         .boxed()
+}
+
+/// One step of a listing merged with a manifest (both in key order).
+enum Paired {
+    /// Listed, not in the manifest.
+    Extra(Listed),
+    /// In the manifest, not listed.
+    Missing(Entry),
+    Both(Listed, Entry),
+}
+
+/// The listing and the manifest merged by key, one step at a time.
+fn paired<'a>(
+    listed: BoxStream<'a, anyhow::Result<Listed>>,
+    entries: BoxStream<'static, anyhow::Result<Entry>>,
+) -> BoxStream<'a, anyhow::Result<Paired>> {
+    struct Merge<'a> {
+        listed: BoxStream<'a, anyhow::Result<Listed>>,
+        entries: BoxStream<'static, anyhow::Result<Entry>>,
+        /// The next of each side, read ahead; `None` once that side is done.
+        object: Option<Listed>,
+        entry: Option<Entry>,
+        /// Whether that side's next item is still to be read.
+        read_object: bool,
+        read_entry: bool,
+    }
+    let merge = Merge {
+        listed,
+        entries,
+        object: None,
+        entry: None,
+        read_object: true,
+        read_entry: true,
+    };
+    futures::stream::try_unfold(merge, |mut merge| async move {
+        if std::mem::take(&mut merge.read_object) {
+            merge.object = merge.listed.try_next().await?;
+        }
+        if std::mem::take(&mut merge.read_entry) {
+            merge.entry = merge.entries.try_next().await?;
+        }
+        let step = match (merge.object.take(), merge.entry.take()) {
+            (None, None) => return Ok(None),
+            (Some(object), None) => {
+                merge.read_object = true;
+                Paired::Extra(object)
+            }
+            (None, Some(entry)) => {
+                merge.read_entry = true;
+                Paired::Missing(entry)
+            }
+            (Some(object), Some(entry)) => match object.relative.cmp(&entry.key) {
+                Ordering::Less => {
+                    merge.read_object = true;
+                    merge.entry = Some(entry);
+                    Paired::Extra(object)
+                }
+                Ordering::Greater => {
+                    merge.read_entry = true;
+                    merge.object = Some(object);
+                    Paired::Missing(entry)
+                }
+                Ordering::Equal => {
+                    (merge.read_object, merge.read_entry) = (true, true);
+                    Paired::Both(object, entry)
+                }
+            },
+        };
+        Ok(Some((step, merge)))
+    })
+    .boxed()
 }
