@@ -2,7 +2,7 @@
 
 use reqwest::Method;
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{client, TestBackend, TestDatabase, TestServer};
 use keeper::auth::password::hash_password;
@@ -234,6 +234,43 @@ impl Api {
 pub const PUBLISHING: &str = "kind NOT IN ('seal_build', 'write_record')";
 
 impl Api {
+    /// Every product, build and edition the API lists, fetched whole, and each of the `also`
+    /// paths, with `token` (or anonymously), the server's own base URL made neutral.
+    pub fn listings(&self, token: Option<&str>, also: &[String]) -> Value {
+        let get = |url: &str| {
+            let reply = match token {
+                Some(token) => self.get_with(url, token),
+                None => self.get(url),
+            };
+            assert_eq!(reply.status, 200, "{url}: {reply:?}");
+            reply.body
+        };
+        let each = |list: &Value, key: &str| -> Vec<Value> {
+            list[key]
+                .as_array()
+                .unwrap_or_else(|| panic!("no {key} in {list}"))
+                .iter()
+                .map(|url| get(url.as_str().unwrap()))
+                .collect()
+        };
+        let mut products = Vec::new();
+        for product in each(&get("/products/"), "products") {
+            let slug = product["slug"].as_str().unwrap().to_owned();
+            let builds = each(&get(&format!("/products/{slug}/builds/")), "builds");
+            let editions = each(&get(&format!("/products/{slug}/editions/")), "editions");
+            products.push(json!({"product": product, "builds": builds, "editions": editions}));
+        }
+        let also: serde_json::Map<String, Value> =
+            also.iter().map(|path| (path.clone(), get(path))).collect();
+        let all = json!({"products": products, "also": also});
+        // The products' `domain` fields name the server's host and port.
+        let base = self.url("/");
+        let base = base.trim_end_matches('/');
+        let host = base.trim_start_matches("http://");
+        let neutral = all.to_string().replace(base, "BASE").replace(host, "HOST");
+        serde_json::from_str(&neutral).unwrap()
+    }
+
     /// Every operation, bookkeeping included, as `kind state` lines in order.
     pub fn all_operations(&self) -> Vec<String> {
         self.lines("SELECT kind || ' ' || state AS line FROM operations ORDER BY id")
