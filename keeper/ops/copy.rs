@@ -210,11 +210,22 @@ pub fn delete_missing_from<'a>(
     kept: KeyStream<'a>,
     concurrency: usize,
 ) -> BoxFuture<'a, anyhow::Result<u64>> {
-    only_in(present, kept)
+    let keys = only_in(present, kept)
         .and_then(move |relative| {
             futures::future::ready(to.key(&relative).map_err(anyhow::Error::from))
         })
-        .try_chunks(DELETE_BATCH)
+        .boxed();
+    delete_streamed(store, keys, concurrency)
+}
+
+/// Deletes the full keys of `keys` in batches of [`DELETE_BATCH`], `concurrency` batches in
+/// flight, holding one batch per request in memory. Returns how many were deleted.
+fn delete_streamed<'a>(
+    store: &'a Arc<dyn ObjectStore>,
+    keys: KeyStream<'a>,
+    concurrency: usize,
+) -> BoxFuture<'a, anyhow::Result<u64>> {
+    keys.try_chunks(DELETE_BATCH)
         .map_err(|err| err.1)
         .map_ok(|batch| {
             let deleted = batch.len() as u64;
@@ -391,23 +402,15 @@ pub fn remove_leftovers<'a>(
                 Ok(keys.len() as u64)
             }
             Leftovers::TooMany => {
-                merged(store.as_ref(), from, to)
+                let keys = merged(store.as_ref(), from, to)
                     .try_filter_map(|step| async move {
                         Ok(match step {
                             Merged::Leftover(key) => Some(key),
                             Merged::Source(_) => None,
                         })
                     })
-                    .try_chunks(DELETE_BATCH)
-                    .map_err(|err| err.1)
-                    .map_ok(|batch| {
-                        let deleted = batch.len() as u64;
-                        tokio::spawn(delete_batch(store.clone(), batch))
-                            .map(move |outcome| joined(outcome).map(|()| deleted))
-                    })
-                    .try_buffer_unordered(concurrency.max(1))
-                    .try_fold(0u64, |total, deleted| async move { Ok(total + deleted) })
-                    .await
+                    .boxed();
+                delete_streamed(store, keys, concurrency).await
             }
         }
     }
