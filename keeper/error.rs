@@ -161,7 +161,8 @@ impl From<crate::catalog::CatalogError> for ApiError {
     fn from(err: crate::catalog::CatalogError) -> Self {
         match err {
             crate::catalog::CatalogError::Database(err) => err.into(),
-            refused => Self::unprocessable(refused.to_string()),
+            // Only the original's (v1) routes change the catalogue: invalid input is 400 there.
+            refused => Self::bad_request(refused.to_string()),
         }
     }
 }
@@ -169,17 +170,19 @@ impl From<crate::catalog::CatalogError> for ApiError {
 /// The result type of every handler.
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// A lookup whose `NotFound` becomes a 404 saying what is missing; other errors keep their mapping.
-/// `NotFound` becomes 422 with `what()` (a name in the request body that matches nothing).
-pub fn or_unprocessable<T>(
+/// A lookup of a name in a v1 request body: `NotFound` becomes 400 with `what()` (the
+/// original's status for invalid input); other errors keep their mapping.
+pub fn or_bad_request<T>(
     result: diesel::QueryResult<T>,
     what: impl FnOnce() -> String,
 ) -> ApiResult<T> {
     result.map_err(|err| match err {
-        DieselError::NotFound => ApiError::unprocessable(what()),
+        DieselError::NotFound => ApiError::bad_request(what()),
         other => other.into(),
     })
 }
+
+/// A lookup whose `NotFound` becomes a 404 saying what is missing; other errors keep their mapping.
 
 pub fn or_not_found<T>(
     result: diesel::QueryResult<T>,

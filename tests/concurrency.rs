@@ -1,5 +1,5 @@
 //! Concurrent creation: the database constraint decides, the handler maps it. Many parallel
-//! requests for the same build slug give one row, one 201 and clean 409s (never a 500); parallel
+//! requests for the same build slug give one row, one 201 and clean 400s (never a 500); parallel
 //! requests for automatic slugs all succeed with distinct slugs.
 
 mod common;
@@ -42,7 +42,8 @@ fn the_same_slug_in_parallel_yields_one_row(backend: TestBackend) {
 
     let outcomes = race(&api, &ci, json!({"git_refs": ["main"], "slug": "release"}));
     let created = outcomes.iter().filter(|(status, _)| *status == 201).count();
-    let conflicts = outcomes.iter().filter(|(status, _)| *status == 409).count();
+    // The original's answer to a duplicate build slug: 400.
+    let conflicts = outcomes.iter().filter(|(status, _)| *status == 400).count();
     assert_eq!((created, conflicts), (1, PARALLEL - 1), "{outcomes:?}");
     assert_eq!(
         api.lines("SELECT slug AS line FROM builds"),

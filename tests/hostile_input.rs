@@ -86,7 +86,7 @@ fn control_characters_and_odd_names_are_refused(backend: TestBackend) {
     ] {
         assert_error(
             &api.post_v2("/products/demo/builds/", &admin, body),
-            422,
+            400,
             what,
         );
     }

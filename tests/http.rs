@@ -24,6 +24,7 @@ fn root_has_the_originals_shape(backend: TestBackend) {
     assert_eq!(
         body["links"],
         json!({
+            "self": "https://docs.example.org/keeper/",
             "self_url": "https://docs.example.org/keeper/",
             "token": "https://docs.example.org/keeper/token",
             "products": "https://docs.example.org/keeper/products/",

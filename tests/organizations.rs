@@ -181,7 +181,7 @@ fn a_product_publishes_with_its_organizations_bucket_and_cdn(backend: common::Te
         &p.admin,
         json!({"slug": "gadget", "doc_repo": "x", "title": "Gadget", "organization": "nobody"}),
     );
-    assert_eq!(unknown.status, 422, "{unknown:?}");
+    assert_eq!(unknown.status, 400, "{unknown:?}");
     assert_eq!(unknown.body["message"], "No organization named \"nobody\".");
 
     let store = org_store(&p);

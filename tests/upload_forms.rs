@@ -167,7 +167,7 @@ fn build_response_carries_forms_for_every_directory() {
             &token,
             json!({"git_refs": ["main"], "directories": [bad]}),
         );
-        assert_eq!(reply.status, 422, "{bad:?}: {reply:?}");
+        assert_eq!(reply.status, 400, "{bad:?}: {reply:?}");
     }
     let after = api.get("/products/demo/builds/").body["builds"]
         .as_array()

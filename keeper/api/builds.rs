@@ -51,12 +51,12 @@ pub const MAX_GIT_REF_BYTES: usize = 255;
 /// 422 unless `refs` holds at most [`MAX_GIT_REFS`] refs of at most [`MAX_GIT_REF_BYTES`].
 pub fn check_ref_bounds(field: &str, refs: &[String]) -> ApiResult<()> {
     if refs.len() > MAX_GIT_REFS {
-        return Err(ApiError::unprocessable(format!(
+        return Err(ApiError::bad_request(format!(
             "{field}: at most {MAX_GIT_REFS} refs."
         )));
     }
     if refs.iter().any(|git_ref| git_ref.len() > MAX_GIT_REF_BYTES) {
-        return Err(ApiError::unprocessable(format!(
+        return Err(ApiError::bad_request(format!(
             "{field}: a ref is longer than {MAX_GIT_REF_BYTES} bytes."
         )));
     }
@@ -88,7 +88,8 @@ pub struct NewBuildRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// Fields the original ignored (such as the read-only ones of a GET answer sent back whole)
+/// are ignored here too (DESIGN.md section 7).
 pub struct BuildPatchRequest {
     /// `true` confirms that every file is uploaded.
     pub uploaded: bool,
@@ -164,7 +165,7 @@ fn validate_new_build(
     product: &ProductSlug,
 ) -> ApiResult<ValidBuildRequest> {
     if request.git_refs.is_empty() || request.git_refs.iter().any(|r| r.trim().is_empty()) {
-        return Err(ApiError::unprocessable(
+        return Err(ApiError::bad_request(
             "git_refs must be a non-empty list of non-empty refs.",
         ));
     }
@@ -174,15 +175,15 @@ fn validate_new_build(
         .as_deref()
         .map(BuildSlug::parse)
         .transpose()
-        .map_err(|err| ApiError::unprocessable(err.to_string()))?;
+        .map_err(|err| ApiError::bad_request(err.to_string()))?;
     let requested = request.directories.unwrap_or_else(|| vec!["/".to_owned()]);
     if requested.len() > MAX_DIRECTORIES {
-        return Err(ApiError::unprocessable(format!(
+        return Err(ApiError::bad_request(format!(
             "directories: at most {MAX_DIRECTORIES} directories per build."
         )));
     }
     if let Some(long) = requested.iter().find(|dir| dir.len() > MAX_DIRECTORY_BYTES) {
-        return Err(ApiError::unprocessable(format!(
+        return Err(ApiError::bad_request(format!(
             "directories: {:?}... is longer than {MAX_DIRECTORY_BYTES} bytes; no upload form \
              could hold its keys.",
             long.chars().take(40).collect::<String>()
@@ -193,7 +194,7 @@ fn validate_new_build(
     for directory in &requested {
         let prefix = root
             .directory(directory)
-            .map_err(|err| ApiError::unprocessable(format!("directories: {err}")))?;
+            .map_err(|err| ApiError::bad_request(format!("directories: {err}")))?;
         let relative = root.relative(prefix.as_str()).unwrap_or_default();
         directories.insert(if relative.is_empty() {
             "/".to_owned()
@@ -376,7 +377,8 @@ async fn register_build(
                 if request.slug.is_none() {
                     continue;
                 }
-                return Err(ApiError::conflict(format!(
+                // The original's answer to a duplicate build slug.
+                return Err(ApiError::bad_request(format!(
                     "Product {} already has a build {slug}.",
                     product.slug
                 )));
@@ -499,14 +501,14 @@ pub async fn patch_build(
         identity.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;
         let request: BuildPatchRequest = parse_json(&body)?;
         if !request.uploaded {
-            return Err(ApiError::unprocessable(
+            return Err(ApiError::bad_request(
                 "A build can only be confirmed (uploaded: true).",
             ));
         }
         conn.write_transaction(|conn| {
             let (organization, product, build) = load_build(conn, id)?;
             if build.date_ended.is_some() {
-                return Err(ApiError::unprocessable(
+                return Err(ApiError::bad_request(
                     "The build is deprecated; upload a new one.",
                 ));
             }

@@ -15,12 +15,12 @@ use crate::api::body::Body;
 use crate::api::database::run_db;
 use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, parse_json};
-use crate::api::products::{child_urls, conflict_or, load_product};
+use crate::api::products::{child_urls, duplicate_or, load_product};
 use crate::api::publishing::{build_id_from_url, edition_response, EditionResponse};
 use crate::catalog::request_rebuild;
 use crate::db::builds::find_build;
 use crate::db::editions::{
-    edition_slugs, find_edition, insert_edition, list_editions, update_edition,
+    edition_slugs, find_edition, find_edition_row, insert_edition, list_editions, update_edition,
 };
 use crate::db::models::{now, Edition, EditionChanges, NewEdition, Organization, Product};
 use crate::db::operations::editions_pending_rebuild;
@@ -28,7 +28,9 @@ use crate::db::organizations::find_organization;
 use crate::db::products::find_product_by_id;
 use crate::db::DbConnection;
 use crate::domain::Permissions;
-use crate::domain::{edition_kind, next_build_slug, EditionSlug, SurrogateKey, TrackingMode};
+use crate::domain::{
+    edition_kind, next_build_slug, EditionKind, EditionSlug, SurrogateKey, TrackingMode,
+};
 use crate::error::{or_not_found, ApiError, ApiResult};
 use crate::ops::records::{self, Subject};
 use crate::ops::{delete, rename};
@@ -40,15 +42,18 @@ pub struct EditionListResponse {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// Fields the original ignored (such as the read-only ones of a GET answer sent back whole)
+/// are ignored here too (DESIGN.md section 7).
 pub struct NewEditionRequest {
     #[serde(default)]
     #[schema(pattern = r"^[a-zA-Z0-9._-]+$", max_length = 255)]
     pub slug: Option<String>,
     #[serde(default)]
     pub title: Option<String>,
-    /// Instead of a slug: the next free integer slug.
-    #[serde(default)]
+    /// Instead of a slug: the next free integer slug. Read as the original read it: `true`,
+    /// `"true"`, `"True"`, a non-zero number.
+    #[serde(default, deserialize_with = "crate::api::json::truthy")]
+    #[schema(value_type = Option<bool>)]
     pub autoincrement: Option<bool>,
     /// Tracking mode; default `git_refs`.
     #[serde(default)]
@@ -62,7 +67,8 @@ pub struct NewEditionRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// Fields the original ignored (such as the read-only ones of a GET answer sent back whole)
+/// are ignored here too (DESIGN.md section 7).
 pub struct EditionPatchRequest {
     #[serde(default)]
     pub title: Option<String>,
@@ -91,6 +97,17 @@ struct Loaded {
 
 fn load_edition(conn: &mut DbConnection, id: i64) -> ApiResult<Loaded> {
     let edition = or_not_found(find_edition(conn, id), || format!("No edition {id}."))?;
+    loaded(conn, edition)
+}
+
+/// An edition, deleted ones included (they answer with `date_ended`, as in the original).
+fn load_edition_row(conn: &mut DbConnection, id: i64) -> ApiResult<Loaded> {
+    let edition = find_edition_row(conn, id)?
+        .ok_or_else(|| ApiError::not_found(format!("No edition {id}.")))?;
+    loaded(conn, edition)
+}
+
+fn loaded(conn: &mut DbConnection, edition: Edition) -> ApiResult<Loaded> {
     let product = find_product_by_id(conn, edition.product_id)?;
     let organization = find_organization(conn, product.organization_id)?;
     let pending = editions_pending_rebuild(conn, &[edition.id])?;
@@ -115,7 +132,7 @@ fn respond(state: &AppState, loaded: &Loaded) -> ApiResult<EditionResponse> {
 fn parse_mode(mode: Option<&str>) -> ApiResult<Option<TrackingMode>> {
     mode.map(TrackingMode::parse)
         .transpose()
-        .map_err(|err| ApiError::unprocessable(err.to_string()))
+        .map_err(|err| ApiError::bad_request(err.to_string()))
 }
 
 /// `git_refs` and `git_ref` need refs to track.
@@ -127,7 +144,7 @@ fn check_tracking(mode: TrackingMode, tracked_refs: Option<&[String]>) -> ApiRes
     let has_refs = tracked_refs
         .is_some_and(|refs| !refs.is_empty() && refs.iter().all(|r| !r.trim().is_empty()));
     if needs_refs && !has_refs {
-        return Err(ApiError::unprocessable(format!(
+        return Err(ApiError::bad_request(format!(
             "Mode {} needs tracked_refs: a non-empty list of git refs.",
             mode.as_str()
         )));
@@ -136,7 +153,7 @@ fn check_tracking(mode: TrackingMode, tracked_refs: Option<&[String]>) -> ApiRes
 }
 
 fn parse_slug(slug: &str) -> ApiResult<EditionSlug> {
-    EditionSlug::parse(slug).map_err(|err| ApiError::unprocessable(err.to_string()))
+    EditionSlug::parse(slug).map_err(|err| ApiError::bad_request(err.to_string()))
 }
 
 #[utoipa::path(get, path = "/products/{slug}/editions/", tag = "editions",
@@ -164,7 +181,7 @@ pub async fn get(
     id: web::Path<i64>,
 ) -> ApiResult<web::Json<EditionResponse>> {
     let id = id.into_inner();
-    let loaded = run_db(&state.pool, move |conn| load_edition(conn, id)).await?;
+    let loaded = run_db(&state.pool, move |conn| load_edition_row(conn, id)).await?;
     Ok(web::Json(respond(&state, &loaded)?))
 }
 
@@ -202,27 +219,23 @@ pub async fn create(
                 request.autoincrement.unwrap_or(false),
                 request.slug.as_deref(),
             ) {
-                (true, None) => {
+                // As in the original, autoincrement wins over a slug given with it.
+                (true, _) => {
                     let used = edition_slugs(conn, product.id)?;
                     parse_slug(next_build_slug(used.iter().map(String::as_str)).as_str())?
                 }
                 (false, Some(slug)) => parse_slug(slug)?,
-                (true, Some(_)) => {
-                    return Err(ApiError::unprocessable(
-                        "Give either slug or autoincrement, not both.",
-                    ))
-                }
                 (false, None) => {
-                    return Err(ApiError::unprocessable(
+                    return Err(ApiError::bad_request(
                         "slug is required (or autoincrement: true).",
                     ))
                 }
             };
             let title = match request.title.as_deref() {
                 Some(title) if !title.trim().is_empty() => title.to_owned(),
-                Some(_) => return Err(ApiError::unprocessable("title must not be empty.")),
+                Some(_) => return Err(ApiError::bad_request("title must not be empty.")),
                 None if request.autoincrement == Some(true) => slug.as_str().to_owned(),
-                None => return Err(ApiError::unprocessable("title is required.")),
+                None => return Err(ApiError::bad_request("title is required.")),
             };
             let refs = request.tracked_refs.clone().unwrap_or_default();
             let tracked = request
@@ -244,7 +257,7 @@ pub async fn create(
                 },
             )
             .map_err(|err| {
-                conflict_or(
+                duplicate_or(
                     err,
                     format!("Product {} already has an edition {slug}.", product.slug),
                 )
@@ -252,7 +265,7 @@ pub async fn create(
             records::enqueue(conn, &product, Subject::Edition(edition.id))?;
             if let Some(build_id) = build_id {
                 let build = find_build(conn, build_id)
-                    .map_err(|_| ApiError::unprocessable("build_url names no existing build."))?;
+                    .map_err(|_| ApiError::bad_request("build_url names no existing build."))?;
                 request_rebuild(conn, &product, &edition, &build)?;
             }
             Ok(edition.id)
@@ -299,7 +312,7 @@ pub async fn patch(
             .as_deref()
             .is_some_and(|t| t.trim().is_empty())
         {
-            return Err(ApiError::unprocessable("title must not be empty."));
+            return Err(ApiError::bad_request("title must not be empty."));
         }
         conn.write_transaction(|conn| {
             let Loaded {
@@ -314,10 +327,11 @@ pub async fn patch(
             let renamed = new_slug
                 .as_ref()
                 .filter(|slug| slug.as_str() != edition.slug);
-            if renamed.is_some() && edition.slug == EditionSlug::main().as_str() {
-                return Err(ApiError::unprocessable(
-                    "The default edition (__main) cannot be renamed.",
-                ));
+            if renamed.is_some() && edition.kind == EditionKind::Main {
+                return Err(ApiError::bad_request(format!(
+                    "The default edition ({}) cannot be renamed: it is the product's URL.",
+                    edition.slug
+                )));
             }
             let tracked = request
                 .tracked_refs
@@ -334,7 +348,7 @@ pub async fn patch(
                 date_ended: None,
             };
             let updated = update_edition(conn, edition.id, &changes).map_err(|err| {
-                conflict_or(
+                duplicate_or(
                     err,
                     format!(
                         "Product {} already has an edition with that slug.",
@@ -348,7 +362,7 @@ pub async fn patch(
             }
             if let Some(build_id) = build_id {
                 let build = find_build(conn, build_id)
-                    .map_err(|_| ApiError::unprocessable("build_url names no existing build."))?;
+                    .map_err(|_| ApiError::bad_request("build_url names no existing build."))?;
                 request_rebuild(conn, &product, &updated, &build)?;
             }
             Ok::<_, ApiError>(())
@@ -377,10 +391,11 @@ pub async fn delete(
         conn.write_transaction(|conn| {
             let mut loaded = load_edition(conn, id)?;
             identity.require_for_product(Permissions::ADMIN_EDITION, loaded.product.id)?;
-            if loaded.edition.slug == EditionSlug::main().as_str() {
-                return Err(ApiError::unprocessable(
-                    "The default edition (__main) cannot be deleted.",
-                ));
+            if loaded.edition.kind == EditionKind::Main {
+                return Err(ApiError::bad_request(format!(
+                    "The default edition ({}) cannot be deleted: it is the product's URL.",
+                    loaded.edition.slug
+                )));
             }
             let ended = EditionChanges {
                 date_ended: Some(Some(now())),

@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::HttpResponse;
 use chrono::NaiveDateTime;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -77,9 +77,34 @@ fn control_character_in(value: &serde_json::Value, path: &str) -> Option<String>
     }
 }
 
-/// ISO 8601, UTC, `Z` suffix, second precision (the original's format).
+/// A flag as the original's parser read it (Python truthiness): booleans, `null` (false),
+/// numbers (non-zero is true) and strings. A string is true unless it is empty or one of the
+/// words that say no (`false`, `0`, `no`, `off`, any case): the original took every non-empty
+/// string as true, `"false"` included, which no client means (docs/compatibility.md).
+pub fn truthy<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    use serde::de::Error;
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(Some(match value {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Bool(flag)) => flag,
+        Some(serde_json::Value::Number(number)) => number.as_f64().is_some_and(|n| n != 0.0),
+        Some(serde_json::Value::String(text)) => {
+            let word = text.trim().to_ascii_lowercase();
+            !matches!(word.as_str(), "" | "false" | "0" | "no" | "off")
+        }
+        Some(other) => return Err(D::Error::custom(format!("expected a flag, got {other}"))),
+    }))
+}
+
+/// ISO 8601, UTC, `Z` suffix: Python's `isoformat() + "Z"`, the original's format, so with
+/// microseconds when there are any (`2026-12-01T20:42:33.708744Z`) and none otherwise.
 pub fn format_datetime(value: NaiveDateTime) -> String {
-    value.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    use chrono::Timelike;
+    if value.nanosecond() / 1000 == 0 {
+        value.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        value.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    }
 }
 
 pub fn format_optional_datetime(value: Option<NaiveDateTime>) -> Option<String> {
@@ -121,5 +146,22 @@ mod tests {
             assert_eq!(keeper.status().as_u16(), 422, "{body}");
         }
         assert!(parse_json::<Body>(br#"{"title": "caf\u00e9 \u2014 ok"}"#).is_ok());
+    }
+
+    #[test]
+    fn datetimes_are_written_as_the_original_wrote_them() {
+        let at = |text: &str| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        assert_eq!(
+            format_datetime(at("2026-12-01 20:42:33.708744")),
+            "2026-12-01T20:42:33.708744Z"
+        );
+        assert_eq!(
+            format_datetime(at("2026-12-01 20:42:33.7")),
+            "2026-12-01T20:42:33.700000Z"
+        );
+        assert_eq!(
+            format_datetime(at("2026-12-01 20:42:33")),
+            "2026-12-01T20:42:33Z"
+        );
     }
 }

@@ -22,7 +22,7 @@ use crate::db::products::{
 use crate::db::DbConnection;
 use crate::domain::Permissions;
 use crate::domain::{EditionKind, EditionSlug, ProductSlug, SurrogateKey, TrackingMode};
-use crate::error::{or_not_found, or_unprocessable, ApiError, ApiResult};
+use crate::error::{or_bad_request, or_not_found, ApiError, ApiResult};
 use crate::ops::records::{self, Subject};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -32,7 +32,8 @@ pub struct ProductListResponse {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// Fields the original ignored (such as the read-only ones of a GET answer sent back whole)
+/// are ignored here too (DESIGN.md section 7).
 pub struct NewProductRequest {
     #[schema(pattern = r"^[a-z]+[-a-z0-9]*[a-z0-9]+$", max_length = 64)]
     pub slug: String,
@@ -55,7 +56,8 @@ pub struct NewProductRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// Fields the original ignored (such as the read-only ones of a GET answer sent back whole)
+/// are ignored here too (DESIGN.md section 7).
 pub struct ProductPatchRequest {
     #[serde(default)]
     pub doc_repo: Option<String>,
@@ -144,16 +146,16 @@ pub async fn create_product(
     let identity = authenticate(&state, &credentials).await?;
     identity.require_unscoped(Permissions::ADMIN_PRODUCT)?;
     let request: NewProductRequest = parse_json(&body.read().await?)?;
-    let slug = ProductSlug::parse(&request.slug)
-        .map_err(|err| ApiError::unprocessable(err.to_string()))?;
+    let slug =
+        ProductSlug::parse(&request.slug).map_err(|err| ApiError::bad_request(err.to_string()))?;
     let main_mode = match request.main_mode.as_deref() {
         None => TrackingMode::GitRefs,
         Some(mode) => {
-            TrackingMode::parse(mode).map_err(|err| ApiError::unprocessable(err.to_string()))?
+            TrackingMode::parse(mode).map_err(|err| ApiError::bad_request(err.to_string()))?
         }
     };
     if request.title.trim().is_empty() {
-        return Err(ApiError::unprocessable("title must not be empty."));
+        return Err(ApiError::bad_request("title must not be empty."));
     }
     let organization_slug = request
         .organization
@@ -162,7 +164,7 @@ pub async fn create_product(
     let (organization, product) = run_db(&state.pool, move |conn| {
         conn.write_transaction(|conn| {
             let organization =
-                or_unprocessable(find_organization_by_slug(conn, &organization_slug), || {
+                or_bad_request(find_organization_by_slug(conn, &organization_slug), || {
                     format!("No organization named {organization_slug:?}.")
                 })?;
             if find_product_by_slug(conn, slug.as_str())
@@ -222,8 +224,18 @@ fn default_edition_refs(mode: TrackingMode) -> Option<String> {
 
 /// A unique violation becomes 409 with `message`; anything else keeps its own mapping.
 pub fn conflict_or(err: diesel::result::Error, message: String) -> ApiError {
+    unique_violation_or(err, ApiError::conflict(message))
+}
+
+/// A unique violation becomes 400 with `message`: the original's answer to a duplicate edition
+/// or build slug. Anything else keeps its own mapping.
+pub fn duplicate_or(err: diesel::result::Error, message: String) -> ApiError {
+    unique_violation_or(err, ApiError::bad_request(message))
+}
+
+fn unique_violation_or(err: diesel::result::Error, answer: ApiError) -> ApiError {
     match crate::db::violation::violation(&err) {
-        Some(crate::db::violation::Violation::Unique) => ApiError::conflict(message),
+        Some(crate::db::violation::Violation::Unique) => answer,
         _ => err.into(),
     }
 }
@@ -253,7 +265,7 @@ pub async fn patch_product(
             .as_deref()
             .is_some_and(|t| t.trim().is_empty())
         {
-            return Err(ApiError::unprocessable("title must not be empty."));
+            return Err(ApiError::bad_request("title must not be empty."));
         }
         let changes = ProductChanges {
             title: request.title.as_deref(),

@@ -11,8 +11,8 @@ use crate::api::json::{format_datetime, format_optional_datetime};
 use crate::db::models::{Build, Edition, Organization, Product};
 use crate::domain::UrlLayout;
 use crate::domain::{
-    build_url, edition_url, product_url, BucketPrefix, BuildSlug, EditionSlug, ProductSlug,
-    PublishingLayout,
+    build_url, edition_url, product_url, BucketPrefix, BuildSlug, EditionKind, EditionSlug,
+    ProductSlug, PublishingLayout,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::storage::presign::PresignedPost;
@@ -84,11 +84,9 @@ pub fn product_response(
             })
         })
         .unwrap_or_default();
-    let fastly_domain = if product.root_fastly_domain.is_empty() {
-        domain.clone()
-    } else {
-        format!("{}.{}", product.slug, product.root_fastly_domain)
-    };
+    // The original's value: the Fastly domain the product was registered with (1.x), which
+    // adoption fills from the organization's for a 2.0 database.
+    let fastly_domain = product.root_fastly_domain.clone();
     Ok(ProductResponse {
         self_url: state.url_for(&format!("products/{}", product.slug)),
         slug: product.slug.clone(),
@@ -199,7 +197,12 @@ pub fn edition_response(
         build_url: edition
             .build_id
             .map(|id| state.url_for(&format!("builds/{id}"))),
-        published_url: edition_url(&layout_of(state, organization), &product_slug, &slug),
+        published_url: if edition.kind == EditionKind::Main {
+            // The default edition, `__main` or an adopted 1.x product's `main`: the product's URL.
+            product_url(&layout_of(state, organization), &product_slug)
+        } else {
+            edition_url(&layout_of(state, organization), &product_slug, &slug)
+        },
         slug: edition.slug.clone(),
         title: edition.title.clone(),
         date_created: format_datetime(edition.date_created),
@@ -219,7 +222,7 @@ pub fn build_id_from_url(state: &AppState, build_url: &str) -> ApiResult<i64> {
         .strip_prefix(&prefix)
         .and_then(|rest| rest.trim_end_matches('/').parse::<i64>().ok())
         .ok_or_else(|| {
-            ApiError::unprocessable(format!(
+            ApiError::bad_request(format!(
                 "build_url must be the URL of a build on this server ({prefix}<id>), got {build_url:?}."
             ))
         })

@@ -21,6 +21,9 @@ pub struct RootData {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RootLinks {
+    /// The original's name for this document's URL; `self_url` says the same.
+    #[serde(rename = "self")]
+    pub self_link: String,
     pub self_url: String,
     pub token: String,
     pub products: String,
@@ -37,6 +40,7 @@ pub async fn get_root(state: web::Data<AppState>) -> web::Json<RootResponse> {
             message: "LTD Keeper: the documentation hosting service of LSST the Docs.",
         },
         links: RootLinks {
+            self_link: state.url_for(""),
             self_url: state.url_for(""),
             token: state.url_for("token"),
             products: state.url_for("products/"),

@@ -1,5 +1,6 @@
-//! Edition rows. A deleted edition keeps its row (with `date_ended`) until its objects are gone,
-//! so that its slug cannot be reused while the delete operation still works on its prefix.
+//! Edition rows. A deleted edition keeps its row (with `date_ended`): `GET /editions/<id>` still
+//! answers it, as the original did. Its slug is released when a new edition takes it, and only
+//! once the delete operation has finished with its prefix.
 
 use diesel::prelude::*;
 
@@ -43,7 +44,30 @@ pub fn edition_slugs(conn: &mut DbConnection, product_id: i64) -> QueryResult<Ve
         .load(c))
 }
 
+/// Removes the row of a deleted edition of `product_id` named `slug` whose delete operation is
+/// done, so that a new edition can take the slug. Returns the rows removed (0 or 1).
+pub fn release_ended_slug(
+    conn: &mut DbConnection,
+    product_id: i64,
+    slug: &str,
+) -> QueryResult<usize> {
+    use crate::db::schema::operations;
+    with_connection!(conn, c => diesel::delete(
+        editions::table
+            .filter(editions::product_id.eq(product_id))
+            .filter(editions::slug.eq(slug))
+            .filter(editions::date_ended.is_not_null())
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                operations::table
+                    .filter(operations::edition_id.eq(editions::id.nullable()))
+                    .filter(operations::state.eq_any(["READY", "WORKING"])),
+            ))),
+    )
+    .execute(c))
+}
+
 pub fn insert_edition(conn: &mut DbConnection, new: &NewEdition) -> QueryResult<Edition> {
+    release_ended_slug(conn, new.product_id, new.slug)?;
     with_connection!(conn, c => diesel::insert_into(editions::table)
         .values(new)
         .returning(Edition::as_returning())
@@ -64,6 +88,13 @@ pub fn update_edition(
     if nothing {
         return find_edition(conn, id);
     }
+    if let Some(slug) = changes.slug {
+        let product_id: i64 = with_connection!(conn, c => editions::table
+            .find(id)
+            .select(editions::product_id)
+            .first(c))?;
+        release_ended_slug(conn, product_id, slug)?;
+    }
     with_connection!(conn, c => diesel::update(editions::table.find(id))
         .set(changes)
         .returning(Edition::as_returning())
@@ -76,6 +107,7 @@ pub fn insert_edition_if_absent(
     conn: &mut DbConnection,
     new: &NewEdition,
 ) -> QueryResult<Option<Edition>> {
+    release_ended_slug(conn, new.product_id, new.slug)?;
     with_connection!(conn, c => diesel::insert_into(editions::table)
         .values(new)
         .on_conflict_do_nothing()
@@ -93,4 +125,18 @@ pub fn set_prefix_matches_build(
     with_connection!(conn, c => diesel::update(editions::table.find(id))
         .set(editions::prefix_matches_build.eq(matches))
         .execute(c))
+}
+
+/// `(product slug, edition slug)` of every live default edition whose slug is not `__main`
+/// (the `main` editions of products adopted from LTD Keeper 1.x).
+pub fn default_editions_not_main(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>> {
+    use crate::db::schema::products;
+    use crate::domain::{EditionKind, EditionSlug};
+    with_connection!(conn, c => editions::table
+        .inner_join(products::table)
+        .filter(editions::kind.eq(EditionKind::Main))
+        .filter(editions::slug.ne(EditionSlug::MAIN))
+        .filter(editions::date_ended.is_null())
+        .select((products::slug, editions::slug))
+        .load(c))
 }

@@ -1,5 +1,5 @@
-//! `delete_edition` and `delete_build`: delete the prefix for real, then purge; a deleted
-//! edition's row goes last, in the same transaction as the OK state.
+//! `delete_edition` and `delete_build`: delete the prefix for real, then purge. A deleted
+//! edition's row stays, ended, until a new edition takes its slug.
 
 use anyhow::Context;
 use diesel::prelude::*;
@@ -9,7 +9,6 @@ use crate::db::builds::find_build;
 use crate::db::editions::find_edition_row;
 use crate::db::models::{Build, Edition, Operation, Product};
 use crate::db::products::find_product_by_id;
-use crate::db::schema::editions;
 use crate::db::DbConnection;
 use crate::domain::{BucketPrefix, BuildSlug, EditionSlug, OperationKind, ProductSlug};
 use crate::ops::copy::delete_prefix;
@@ -17,7 +16,6 @@ use crate::ops::purge::purge_keys;
 use crate::ops::{
     enqueue_kind, read_payload, stored, with_db, OpError, Outcome, Services, Targets,
 };
-use crate::with_connection;
 
 /// Which edition prefix goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,17 +86,11 @@ pub async fn edition(services: &Services, operation: &Operation) -> Result<Outco
     let deleted = delete_prefix(&services.store, &prefix, services.config.copy_concurrency).await?;
     purge_keys(services, &keys).await?;
     tracing::info!(operation.id = operation.id, prefix = %prefix, deleted, "edition deleted");
+    // The row stays, ended: `GET /editions/<id>` answers it with `date_ended`, as the
+    // original did, until a new edition takes the slug (`release_ended_slug`).
     Ok(Outcome {
         message: None,
-        effects: Box::new(move |conn| {
-            if let Some(id) = edition_id {
-                with_connection!(conn, c => diesel::delete(
-                    editions::table.find(id).filter(editions::date_ended.is_not_null()),
-                )
-                .execute(c))?;
-            }
-            Ok(())
-        }),
+        effects: Box::new(|_| Ok(())),
     })
 }
 
