@@ -6,8 +6,8 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::shutdown::ShutdownSignal;
 use crate::startup::{
-    bind, build_worker, check_deployment, prepare, refuse_wiped_database, start_http_with,
-    storage_services,
+    bind, build_worker, check_deployment, load_default_editions, prepare, refresh_default_editions,
+    refuse_wiped_database, start_http_with, storage_services,
 };
 
 /// What `keeper serve` is told on its command line.
@@ -28,6 +28,12 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     )
     .await?;
     check_deployment(&prepared.pool, storage.sites.store.as_ref()).await?;
+    load_default_editions(&prepared.pool, &storage.sites.default_editions)?;
+    let refresher = tokio::spawn(refresh_default_editions(
+        prepared.pool.clone(),
+        storage.sites.default_editions.clone(),
+        std::time::Duration::from_secs(30),
+    ));
     let mut shutdown = ShutdownSignal::install()?;
     let (listener, address) = bind(&config.http)?;
     let state = prepared.app_state(&config, address);
@@ -56,6 +62,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
         }
     }
     let _ = stop_worker.send(true);
+    refresher.abort();
     if let Some(worker) = worker {
         worker.await.context("stopping the operations worker")?;
     }

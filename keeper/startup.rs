@@ -13,7 +13,7 @@ use anyhow::Context;
 use secrecy::SecretString;
 
 use crate::api::app::{app_with, AppState};
-use crate::api::sites::SiteServer;
+use crate::api::sites::{DefaultEditions, SiteServer};
 use crate::api::uploads::{FormTarget, UploadEndpoint, UploadForms};
 use crate::api::StorageServices;
 use crate::auth::password::hash_password;
@@ -192,6 +192,7 @@ pub async fn storage_services(
         sites: SiteServer {
             store: store.clone(),
             root_domain: config.storage.sites_root_domain.clone(),
+            default_editions: Default::default(),
         },
         uploads,
         forms: Some(UploadForms {
@@ -310,6 +311,43 @@ pub async fn check_deployment(pool: &DbPool, store: &dyn ObjectStore) -> anyhow:
             record_deployment(store, &in_database).await?;
             tracing::info!(deployment = %in_database, "recorded the deployment in the object store");
             Ok(())
+        }
+    }
+}
+
+/// Fills the site server's map of default editions that are not `__main` from the database.
+pub fn load_default_editions(pool: &DbPool, defaults: &DefaultEditions) -> anyhow::Result<()> {
+    let mut conn = pool.get().context("connecting to the database")?;
+    let rows = crate::db::editions::default_editions_not_main(&mut conn)
+        .context("reading the products' default editions")?;
+    defaults.replace(rows.into_iter().filter_map(|(product, edition)| {
+        crate::domain::EditionSlug::parse(&edition)
+            .ok()
+            .map(|edition| (product, edition))
+    }));
+    Ok(())
+}
+
+/// Reloads the default editions every `period` (an adoption or a recovery into a database a
+/// server already serves shows up without a restart); a failed reload keeps the last map.
+pub async fn refresh_default_editions(
+    pool: DbPool,
+    defaults: DefaultEditions,
+    period: std::time::Duration,
+) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let (pool, defaults) = (pool.clone(), defaults.clone());
+        let reloaded =
+            tokio::task::spawn_blocking(move || load_default_editions(&pool, &defaults)).await;
+        match reloaded {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(error = %format!("{err:#}"), "reloading the default editions failed")
+            }
+            Err(err) => tracing::warn!(error = %err, "reloading the default editions failed"),
         }
     }
 }

@@ -85,6 +85,7 @@ fn varnish_caches_pages_until_purged_by_surrogate_key() {
         sites: SiteServer {
             store: store.clone(),
             root_domain: Some("example.org".into()),
+            default_editions: Default::default(),
         },
         uploads: None,
         forms: None,

@@ -44,6 +44,7 @@ impl Site {
             sites: SiteServer {
                 store: store.clone(),
                 root_domain: Some("example.org".into()),
+                default_editions: Default::default(),
             },
             uploads: Some(UploadEndpoint {
                 store: store.clone(),

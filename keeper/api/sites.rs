@@ -2,7 +2,8 @@
 //!
 //! URL rules (DESIGN.md section 4, the same as the Varnish and Fastly configurations):
 //! - path layout, under `/docs`: `/docs/<product>/...` is the default edition
-//!   (`<product>/v/__main/...`), `/docs/<product>/v/<edition>/...` an edition,
+//!   (`<product>/v/__main/...`, or `v/main/` for a product adopted from LTD Keeper 1.x: see
+//!   [`DefaultEditions`]), `/docs/<product>/v/<edition>/...` an edition,
 //!   `/docs/<product>/builds/<build>/...` a build;
 //! - subdomain layout, when a root domain is configured: `Host: <product>.<root domain>` serves
 //!   that product's paths from `/`;
@@ -16,7 +17,8 @@
 //! Only whole keys are read: no listing, and a path cannot leave its product's prefix (`.`, `..`,
 //! empty, NUL or backslash segments are refused).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderValue};
@@ -37,6 +39,39 @@ pub struct SiteServer {
     pub store: Arc<dyn ObjectStore>,
     /// Subdomain layout: `<product>.<root_domain>` (lower case, no leading dot).
     pub root_domain: Option<String>,
+    /// Products whose default edition is not `__main`.
+    pub default_editions: DefaultEditions,
+}
+
+/// The default edition of every product whose default edition is not `__main`: a product
+/// adopted from LTD Keeper 1.x keeps its `main` edition, at `<product>/v/main/`, as its URL.
+/// Filled from the database at start and refreshed while serving (`keeper serve`), so a page
+/// costs no query.
+#[derive(Debug, Clone, Default)]
+pub struct DefaultEditions(Arc<RwLock<HashMap<String, EditionSlug>>>);
+
+impl DefaultEditions {
+    /// The slug of `product`'s default edition.
+    pub fn of(&self, product: &ProductSlug) -> EditionSlug {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(product.as_str())
+            .cloned()
+            .unwrap_or_else(EditionSlug::main)
+    }
+
+    /// Replaces the whole map with `defaults` (product slug, default edition slug).
+    pub fn replace(&self, defaults: impl IntoIterator<Item = (String, EditionSlug)>) {
+        let fresh: HashMap<_, _> = defaults
+            .into_iter()
+            .filter(|(_, edition)| !edition.is_main())
+            .collect();
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+    }
 }
 
 impl SiteServer {
@@ -97,7 +132,7 @@ pub enum Target {
 }
 
 /// Maps a product and the rest of a path (percent-encoded, starting with `/` or empty) to a key.
-pub fn resolve(product: &str, rest: &str) -> Target {
+pub fn resolve(product: &str, rest: &str, defaults: &DefaultEditions) -> Target {
     if !valid_segment(product) {
         return Target::NotFound;
     }
@@ -145,7 +180,7 @@ pub fn resolve(product: &str, rest: &str) -> Target {
             return Target::NotFound
         }
         tail => (
-            Some(BucketPrefix::edition(&product, &EditionSlug::main())),
+            Some(BucketPrefix::edition(&product, &defaults.of(&product))),
             tail,
         ),
     };
@@ -236,7 +271,7 @@ async fn serve(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let (key, directory) = match resolve(product, rest) {
+    let (key, directory) = match resolve(product, rest, &site.default_editions) {
         Target::Key { key, directory } => (key, directory),
         Target::AddSlash => return redirect_with_slash(req),
         Target::NotFound => return not_found(),
@@ -377,6 +412,10 @@ fn unavailable(err: StorageError) -> HttpResponse {
 mod tests {
     use super::*;
 
+    fn resolve(product: &str, rest: &str) -> Target {
+        super::resolve(product, rest, &DefaultEditions::default())
+    }
+
     fn key(key: &str, directory: bool) -> Target {
         Target::Key {
             key: key.into(),
@@ -407,6 +446,31 @@ mod tests {
         assert_eq!(
             resolve("demo", "/a%20b.html"),
             key("demo/v/__main/a b.html", false)
+        );
+    }
+
+    #[test]
+    fn an_adopted_product_is_served_from_its_main_edition() {
+        let defaults = DefaultEditions::default();
+        defaults.replace([
+            ("old".to_owned(), EditionSlug::parse("main").unwrap()),
+            ("new".to_owned(), EditionSlug::main()),
+        ]);
+        assert_eq!(
+            super::resolve("old", "/a.html", &defaults),
+            key("old/v/main/a.html", false)
+        );
+        assert_eq!(
+            super::resolve("old", "/v/v1/", &defaults),
+            key("old/v/v1/index.html", true)
+        );
+        assert_eq!(
+            super::resolve("new", "/", &defaults),
+            key("new/v/__main/index.html", true)
+        );
+        assert_eq!(
+            super::resolve("other", "/", &defaults),
+            key("other/v/__main/index.html", true)
         );
     }
 
