@@ -147,24 +147,24 @@ impl Identity {
 pub async fn authenticate(state: &AppState, credentials: &Credentials) -> ApiResult<Identity> {
     let token = credentials.token()?;
     if looks_like_api_token(token.expose_secret()) {
-        let hash = hash_api_token(token.expose_secret());
-        return run_db(&state.pool, move |conn| {
-            let api_token = tokens::find_by_hash(conn, &hash)?
-                .ok_or_else(|| ApiError::unauthorized("Unknown API token."))?;
-            identity_for_token(conn, api_token.id, api_token.user_id)
-        })
-        .await;
+        return api_token_identity(state, token)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("Unknown API token."));
     }
-    let (user_id, claims) =
-        state
-            .sessions
-            .verify(token.expose_secret())
-            .map_err(|err| match err {
-                SessionError::Expired => {
-                    ApiError::unauthorized("The token has expired: get a new one from GET /token.")
-                }
-                _ => ApiError::unauthorized("The token is not valid."),
-            })?;
+    let (user_id, claims) = match state.sessions.verify(token.expose_secret()) {
+        Ok(verified) => verified,
+        Err(SessionError::Expired) => {
+            return Err(ApiError::unauthorized(
+                "The token has expired: get a new one from GET /token.",
+            ))
+        }
+        // Not one of keeper's session tokens: perhaps one a user brought (`keeper token import`).
+        Err(_) => {
+            return api_token_identity(state, token)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("The token is not valid."))
+        }
+    };
     run_db(&state.pool, move |conn| match claims.tid {
         Some(token_id) => identity_for_token(conn, token_id, user_id),
         None => {
@@ -177,6 +177,57 @@ pub async fn authenticate(state: &AppState, credentials: &Credentials) -> ApiRes
                 product_scope: None,
                 api_token_id: None,
             })
+        }
+    })
+    .await
+}
+
+/// The identity of an API token: keeper's own (`ltdk_`, a fast hash), or an imported one (a fast
+/// hash if it was trusted, else the deployment's slow hash, computed in one of the bounded hash
+/// slots). `None` when no token matches.
+pub async fn api_token_identity(
+    state: &AppState,
+    token: SecretString,
+) -> ApiResult<Option<Identity>> {
+    let own = looks_like_api_token(token.expose_secret());
+    let fast = hash_api_token(token.expose_secret());
+    let (found, salt) = run_db(&state.pool, move |conn| {
+        if let Some(api_token) = tokens::find_by_hash(conn, &fast)? {
+            return Ok((
+                Some(identity_for_token(conn, api_token.id, api_token.user_id)?),
+                None,
+            ));
+        }
+        let salt = if own {
+            None
+        } else {
+            crate::auth::imported::salt(conn)?
+        };
+        Ok((None, salt))
+    })
+    .await?;
+    if found.is_some() {
+        return Ok(found);
+    }
+    let Some(salt) = salt else {
+        return Ok(None);
+    };
+    let Some(slow) = state
+        .login
+        .run_bounded(move || crate::auth::imported::slow_hash(&token, &salt))
+        .await
+        .flatten()
+    else {
+        return Ok(None);
+    };
+    run_db(&state.pool, move |conn| {
+        match tokens::find_by_hash(conn, &slow)? {
+            Some(api_token) => Ok(Some(identity_for_token(
+                conn,
+                api_token.id,
+                api_token.user_id,
+            )?)),
+            None => Ok(None),
         }
     })
     .await

@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 
 use crate::api::app::AppState;
 use crate::api::database::run_db;
-use crate::api::identity::{identity_for_token, Credentials};
-use crate::auth::api_token::{hash_api_token, looks_like_api_token};
-use crate::db::{tokens, users};
+use crate::api::identity::{api_token_identity, Credentials};
+use crate::auth::api_token::looks_like_api_token;
+use crate::db::users;
 use crate::domain::Username;
 use crate::error::{ApiError, ApiResult};
 
@@ -49,10 +49,45 @@ async fn password_login(
     let hash = user
         .as_ref()
         .map_or_else(|| DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
-    let matches = state.login.verify(password, hash).await;
+    let legacy = crate::auth::werkzeug::is_legacy_hash(&hash);
+    let kept = legacy.then(|| password.clone());
+    let matches = state.login.verify(password, hash.clone()).await;
     let user_id = user.filter(|_| matches).map(|user| user.id);
     state.login.record(&username, &client, user_id.is_some());
-    user_id.ok_or_else(|| ApiError::unauthorized("Wrong user name or password."))
+    let user_id = user_id.ok_or_else(|| ApiError::unauthorized("Wrong user name or password."))?;
+    if let Some(password) = kept {
+        upgrade_legacy_hash(state, user_id, hash, password).await;
+    }
+    Ok(user_id)
+}
+
+/// Replaces an adopted user's werkzeug hash with an argon2 one once its password is proven.
+/// A failure costs the login nothing: the old hash keeps working and the next login retries.
+async fn upgrade_legacy_hash(state: &AppState, user_id: i64, old: String, password: SecretString) {
+    let rehashed =
+        tokio::task::spawn_blocking(move || crate::auth::password::rehash_password(&password))
+            .await;
+    let Ok(Ok(new)) = rehashed else {
+        tracing::warn!(
+            user.id = user_id,
+            "rehashing an adopted user's password failed"
+        );
+        return;
+    };
+    let replaced = run_db(&state.pool, move |conn| {
+        conn.write_transaction(|conn| Ok(users::replace_password_hash(conn, user_id, &old, &new)?))
+    })
+    .await;
+    match replaced {
+        Ok(true) => tracing::info!(
+            user.id = user_id,
+            "adopted user's password rehashed with argon2"
+        ),
+        Ok(false) => {}
+        Err(err) => {
+            tracing::warn!(user.id = user_id, error = %err, "storing a rehashed password failed")
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/token", tag = "auth",
@@ -66,9 +101,9 @@ pub async fn get_token(
 ) -> ApiResult<web::Json<TokenResponse>> {
     let api_token = match &credentials {
         Credentials::Bearer(token) => Some(token.clone()),
-        Credentials::Basic { username, password }
-            if password.expose_secret().is_empty() && looks_like_api_token(username) =>
-        {
+        // `<token>:` (an empty password) is how LTD clients send a token: keeper's own, or one
+        // imported with `keeper token import`.
+        Credentials::Basic { username, password } if password.expose_secret().is_empty() => {
             Some(SecretString::from(username.clone()))
         }
         Credentials::Basic { username, password } if username == "__token__" => {
@@ -78,15 +113,22 @@ pub async fn get_token(
     };
     let (user_id, token_id) =
         match (api_token, credentials) {
-            (Some(token), _) => {
-                let hash = hash_api_token(token.expose_secret());
-                run_db(&state.pool, move |conn| {
-                    let found = tokens::find_by_hash(conn, &hash)?
-                        .ok_or_else(|| ApiError::unauthorized("Unknown API token."))?;
-                    let identity = identity_for_token(conn, found.id, found.user_id)?;
-                    Ok((identity.user_id, Some(found.id)))
-                })
-                .await?
+            (Some(token), credentials) => {
+                match api_token_identity(&state, token).await? {
+                    Some(identity) => (identity.user_id, identity.api_token_id),
+                    // A user name with an empty password: a login that fails as any wrong password.
+                    None => match credentials {
+                        Credentials::Basic { username, password }
+                            if !looks_like_api_token(&username) && username != "__token__" =>
+                        {
+                            (
+                                password_login(&state, &request, username, password).await?,
+                                None,
+                            )
+                        }
+                        _ => return Err(ApiError::unauthorized("Unknown API token.")),
+                    },
+                }
             }
             (None, Credentials::Basic { username, password }) => (
                 password_login(&state, &request, username, password).await?,

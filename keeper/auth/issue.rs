@@ -1,9 +1,10 @@
 //! Issuing API tokens: the rules the API (`POST /tokens/`) and the CLI (`keeper token create`)
 //! share. The token is returned once; only its hash is stored.
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::api_token::generate_api_token;
+use crate::auth::imported::{self, Trust};
 use crate::db::models::{now, ApiToken, NewApiToken};
 use crate::db::products::find_product_by_slug;
 use crate::db::{tokens, DbConnection};
@@ -38,6 +39,10 @@ pub enum TokenError {
     Lifetime,
     #[error("No product named {0:?}.")]
     UnknownProduct(String),
+    #[error("{0}")]
+    Import(#[from] crate::auth::imported::ImportError),
+    #[error("This token is already imported (or is another API token's value).")]
+    Duplicate,
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
 }
@@ -50,6 +55,49 @@ pub fn issue_token(
     owner_permissions: Permissions,
     request: &TokenRequest,
 ) -> Result<(ApiToken, String), TokenError> {
+    let (secret, hash) = generate_api_token();
+    let token = store_token(conn, user_id, owner_permissions, request, |_| Ok(hash))?;
+    Ok((token, secret.expose_secret().to_owned()))
+}
+
+/// Stores `secret`, a token user `user_id` brings (`keeper token import`), hashed as `trust`
+/// says ([`crate::auth::imported`]).
+pub fn import_token(
+    conn: &mut DbConnection,
+    user_id: i64,
+    owner_permissions: Permissions,
+    request: &TokenRequest,
+    secret: &SecretString,
+    trust: Trust,
+) -> Result<ApiToken, TokenError> {
+    imported::check(secret.expose_secret(), trust)?;
+    let fast = imported::stored_hash(conn, secret, Trust::Trusted)?;
+    // A trusted import makes no salt: the slow lookup stays off until a token needs it.
+    let slow = match trust {
+        Trust::Untrusted => Some(imported::stored_hash(conn, secret, Trust::Untrusted)?),
+        Trust::Trusted => imported::salt(conn)?.and_then(|salt| imported::slow_hash(secret, &salt)),
+    };
+    // The same secret imported before, under either hash, would make two tokens of one value.
+    for hash in std::iter::once(&fast).chain(slow.as_ref()) {
+        if tokens::find_by_hash(conn, hash)?.is_some() {
+            return Err(TokenError::Duplicate);
+        }
+    }
+    let hash = match (trust, slow) {
+        (Trust::Untrusted, Some(slow)) => slow,
+        _ => fast,
+    };
+    store_token(conn, user_id, owner_permissions, request, |_| Ok(hash))
+}
+
+/// The rules both share, and the row, with the hash `hash` gives inside the transaction.
+fn store_token(
+    conn: &mut DbConnection,
+    user_id: i64,
+    owner_permissions: Permissions,
+    request: &TokenRequest,
+    hash: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<String>,
+) -> Result<ApiToken, TokenError> {
     if request.name.trim().is_empty() {
         return Err(TokenError::EmptyName);
     }
@@ -72,7 +120,6 @@ pub fn issue_token(
         }
         Some(_) => return Err(TokenError::Lifetime),
     };
-    let (secret, hash) = generate_api_token();
     conn.write_transaction(|conn| {
         let mut product_ids = Vec::with_capacity(request.products.len());
         for slug in &request.products {
@@ -80,6 +127,7 @@ pub fn issue_token(
                 .map_err(|_| TokenError::UnknownProduct(slug.clone()))?;
             product_ids.push(product.id);
         }
+        let hash = hash(conn)?;
         let token = tokens::insert_token(
             conn,
             &NewApiToken {
@@ -92,6 +140,6 @@ pub fn issue_token(
             },
             &product_ids,
         )?;
-        Ok((token, secret.expose_secret().to_owned()))
+        Ok(token)
     })
 }

@@ -135,6 +135,16 @@ impl LoginGuard {
         self.verify_with(password, hash, verify_password_in).await
     }
 
+    /// Runs `work` (a slow hash) on the blocking pool in one of the bounded hash slots; `None`
+    /// if it could not run.
+    pub async fn run_bounded<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let _permit = self.hashes.clone().acquire_owned().await.ok()?;
+        tokio::task::spawn_blocking(work).await.ok()
+    }
+
     async fn verify_with(
         &self,
         password: SecretString,

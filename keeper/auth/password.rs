@@ -20,6 +20,13 @@ pub fn hash_password(password: &SecretString) -> Result<String, PasswordError> {
     if password.expose_secret().chars().count() < MIN_PASSWORD_LEN {
         return Err(PasswordError::TooShort);
     }
+    rehash_password(password)
+}
+
+/// [`hash_password`] without the length rule: for a password already accepted elsewhere (an
+/// adopted user's, checked against its old hash), which the user did not choose under keeper's
+/// rules and must not be locked out for.
+pub fn rehash_password(password: &SecretString) -> Result<String, PasswordError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.expose_secret().as_bytes(), &salt)
@@ -27,8 +34,13 @@ pub fn hash_password(password: &SecretString) -> Result<String, PasswordError> {
         .map_err(PasswordError::Hash)
 }
 
-/// Whether `password` matches the stored PHC string. A malformed hash never matches.
+/// Whether `password` matches the stored PHC string (or an adopted user's werkzeug hash). A
+/// malformed hash never matches.
 pub fn verify_password(password: &SecretString, stored_hash: &str) -> bool {
+    if crate::auth::werkzeug::is_legacy_hash(stored_hash) {
+        return crate::auth::werkzeug::WerkzeugHash::parse(stored_hash)
+            .is_some_and(|legacy| legacy.verify(password));
+    }
     PasswordHash::new(stored_hash)
         .map(|parsed| {
             Argon2::default()
@@ -55,6 +67,10 @@ pub fn verify_password_in(
 ) -> bool {
     use argon2::password_hash::{Error, Output};
     use argon2::{Algorithm, Params, Version};
+    if crate::auth::werkzeug::is_legacy_hash(stored_hash) {
+        return crate::auth::werkzeug::WerkzeugHash::parse(stored_hash)
+            .is_some_and(|legacy| legacy.verify(password));
+    }
     let Ok(parsed) = PasswordHash::new(stored_hash) else {
         return false;
     };

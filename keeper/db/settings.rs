@@ -59,28 +59,43 @@ pub fn resolve_secret_key(
 /// a database and a store belong together).
 pub const DEPLOYMENT_SETTING: &str = "deployment_id";
 
+/// The name of the salt of imported tokens' slow hashes (`auth::imported`): random, made at the
+/// first import of a token that is not declared trusted.
+pub const IMPORTED_TOKEN_SALT_SETTING: &str = "imported_token_salt";
+
 /// This deployment's identity, if it has one yet.
 pub fn deployment_id(conn: &mut DbConnection) -> QueryResult<Option<String>> {
-    with_connection!(conn, c => server_settings::table
-        .find(DEPLOYMENT_SETTING)
-        .select(server_settings::value)
-        .first::<String>(c)
-        .optional())
+    setting(conn, DEPLOYMENT_SETTING)
 }
 
 /// Stores `candidate` as the deployment's identity unless it has one, and returns the one it has
 /// (a concurrent first start's, if that one won).
 pub fn claim_deployment_id(conn: &mut DbConnection, candidate: &str) -> QueryResult<String> {
+    claim_setting(conn, DEPLOYMENT_SETTING, candidate)
+}
+
+/// The value of setting `name`, if it is set.
+pub fn setting(conn: &mut DbConnection, name: &str) -> QueryResult<Option<String>> {
+    with_connection!(conn, c => server_settings::table
+        .find(name)
+        .select(server_settings::value)
+        .first::<String>(c)
+        .optional())
+}
+
+/// Sets `name` to `candidate` unless it is set, and returns its value (a concurrent writer's, if
+/// that one won).
+pub fn claim_setting(conn: &mut DbConnection, name: &str, candidate: &str) -> QueryResult<String> {
     with_connection!(conn, c => {
         diesel::insert_into(server_settings::table)
             .values((
-                server_settings::name.eq(DEPLOYMENT_SETTING),
+                server_settings::name.eq(name),
                 server_settings::value.eq(candidate),
             ))
             .on_conflict_do_nothing()
             .execute(c)?;
         server_settings::table
-            .find(DEPLOYMENT_SETTING)
+            .find(name)
             .select(server_settings::value)
             .first::<String>(c)
     })

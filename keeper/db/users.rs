@@ -115,6 +115,24 @@ pub fn update_user(conn: &mut DbConnection, id: i64, changes: &UserChanges) -> Q
         .get_result(c))
 }
 
+/// Replaces user `id`'s password hash with `new_hash` if it is still `old_hash` (a password
+/// changed meanwhile wins). Returns whether it was replaced.
+pub fn replace_password_hash(
+    conn: &mut DbConnection,
+    id: i64,
+    old_hash: &str,
+    new_hash: &str,
+) -> QueryResult<bool> {
+    with_connection!(conn, c => diesel::update(
+        users::table
+            .find(id)
+            .filter(users::password_hash.eq(old_hash)),
+    )
+    .set(users::password_hash.eq(new_hash))
+    .execute(c))
+    .map(|rows| rows == 1)
+}
+
 pub fn delete_user(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
     with_connection!(conn, c => diesel::delete(users::table.find(id)).execute(c))
 }
