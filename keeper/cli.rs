@@ -7,7 +7,8 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::auth::issue::{issue_token, TokenError, TokenRequest};
+use crate::auth::imported::Trust;
+use crate::auth::issue::{import_token, issue_token, TokenError, TokenRequest};
 use crate::auth::password::hash_password;
 use crate::backends::OrgBackends;
 use crate::config::Config;
@@ -111,6 +112,17 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Take over an LTD Keeper database (1.x or a 2.0 alpha) into this keeper's empty one,
+    /// keeping every id, slug and surrogate key; reports every repair. Writes nothing to the
+    /// original. Its encrypted secrets (2.0) need KEEPER_ADOPT_FERNET_KEY.
+    Adopt {
+        /// The original's database: postgresql://... or sqlite://<path>.
+        #[arg(long)]
+        from: String,
+        /// Print what would be imported and every repair, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Upload a site as a new build, then confirm it (the protocol of `ltd upload`).
     Upload(UploadArgs),
 }
@@ -163,22 +175,36 @@ pub struct UploadArgs {
 pub enum TokenCommand {
     /// Create an API token for a user. The token goes to standard output, once; keeper keeps
     /// only its hash.
-    Create {
+    Create(TokenArgs),
+    /// Keep a token a user already has working (one CI holds from the system keeper replaces):
+    /// read from standard input, never from the command line, and hashed slowly (argon2id)
+    /// unless --trusted says it was generated with at least 128 random bits.
+    Import {
+        #[command(flatten)]
+        token: TokenArgs,
+        /// The token is machine-generated and random (32 characters or more): store a fast
+        /// hash, as for keeper's own tokens, instead of a slow one.
         #[arg(long)]
-        username: String,
-        /// What the token is for, e.g. github-actions.
-        #[arg(long)]
-        name: String,
-        /// Comma-separated subset of the user's permissions; default all of them.
-        #[arg(long)]
-        permissions: Option<String>,
-        /// Comma-separated product slugs the token is limited to; default every product.
-        #[arg(long, value_delimiter = ',')]
-        products: Vec<String>,
-        /// Days until the token expires; default never.
-        #[arg(long)]
-        expires_in_days: Option<u32>,
+        trusted: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    #[arg(long)]
+    username: String,
+    /// What the token is for, e.g. github-actions.
+    #[arg(long)]
+    name: String,
+    /// Comma-separated subset of the user's permissions; default all of them.
+    #[arg(long)]
+    permissions: Option<String>,
+    /// Comma-separated product slugs the token is limited to; default every product.
+    #[arg(long, value_delimiter = ',')]
+    products: Vec<String>,
+    /// Days until the token expires; default never.
+    #[arg(long)]
+    expires_in_days: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -306,6 +332,21 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Verify { product, repair } => {
             block_on(run_verify(&config, product.as_deref(), repair))
         }
+        Command::Adopt { from, dry_run } => {
+            let report = crate::adopt::run(
+                &config,
+                &crate::adopt::AdoptOptions {
+                    from,
+                    dry_run,
+                    source_fernet_key: std::env::var("KEEPER_ADOPT_FERNET_KEY")
+                        .ok()
+                        .filter(|key| !key.trim().is_empty())
+                        .map(SecretString::from),
+                },
+            )?;
+            print!("{report}");
+            Ok(())
+        }
         Command::Upload(args) => run_upload(&LtdOptions::default(), args),
     }
 }
@@ -426,14 +467,22 @@ async fn run_verify(config: &Config, product: Option<&str>, repair: bool) -> any
 }
 
 fn run_token(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
-    let TokenCommand::Create {
-        username,
-        name,
-        permissions,
-        products,
-        expires_in_days,
-    } = command;
-    let username = Username::parse(&username).map_err(anyhow::Error::msg)?;
+    let (args, import) = match command {
+        TokenCommand::Create(args) => (args, None),
+        TokenCommand::Import { token, trusted } => {
+            let trust = if trusted {
+                Trust::Trusted
+            } else {
+                Trust::Untrusted
+            };
+            (token, Some(trust))
+        }
+    };
+    let secret = match import {
+        Some(_) => Some(read_token_from_stdin()?),
+        None => None,
+    };
+    let username = Username::parse(&args.username).map_err(anyhow::Error::msg)?;
     let mut conn = prepare(config)?
         .pool
         .get()
@@ -441,23 +490,61 @@ fn run_token(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
     let user = find_user(&mut conn, &username)?
         .ok_or_else(|| anyhow::anyhow!("there is no user named {username}"))?;
     let request = TokenRequest {
-        name,
-        permissions: permissions.map(|list| list.split(',').map(|p| p.trim().to_owned()).collect()),
-        products,
-        expires_in_days,
+        name: args.name,
+        permissions: args
+            .permissions
+            .map(|list| list.split(',').map(|p| p.trim().to_owned()).collect()),
+        products: args.products,
+        expires_in_days: args.expires_in_days,
     };
     let owner = Permissions::from_bits(user.permissions).unwrap_or_default();
-    let (token, secret) =
-        issue_token(&mut conn, user.id, owner, &request).map_err(|err| match err {
-            TokenError::Database(err) => anyhow::Error::new(err).context("creating the token"),
-            refused => anyhow::anyhow!("{refused}"),
-        })?;
-    eprintln!(
-        "created API token {} ({:?}) for {username}; it is shown once, below:",
-        token.id, token.name
-    );
-    println!("{secret}");
+    let refused = |err: TokenError| match err {
+        TokenError::Database(err) => anyhow::Error::new(err).context("storing the token"),
+        refused => anyhow::anyhow!("{refused}"),
+    };
+    match (import, secret) {
+        (Some(trust), Some(secret)) => {
+            let token = import_token(&mut conn, user.id, owner, &request, &secret, trust)
+                .map_err(refused)?;
+            eprintln!(
+                "imported API token {} ({:?}) for {username}, stored as a {} hash; send it as \
+                 before (Basic `<token>:`, Basic `__token__:<token>` or Bearer)",
+                token.id,
+                token.name,
+                if trust == Trust::Trusted {
+                    "fast (SHA-256)"
+                } else {
+                    "slow (argon2id)"
+                }
+            );
+        }
+        _ => {
+            let (token, secret) =
+                issue_token(&mut conn, user.id, owner, &request).map_err(refused)?;
+            eprintln!(
+                "created API token {} ({:?}) for {username}; it is shown once, below:",
+                token.id, token.name
+            );
+            println!("{secret}");
+        }
+    }
     Ok(())
+}
+
+/// The token of `keeper token import`: the first line of standard input, so that it never
+/// appears in a process list or a shell history.
+fn read_token_from_stdin() -> anyhow::Result<SecretString> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the token from standard input")?;
+    let token = line.trim_end_matches(['\r', '\n']).to_owned();
+    if token.is_empty() {
+        anyhow::bail!(
+            "no token on standard input: pipe it in, e.g. keeper token import ... < token.txt"
+        );
+    }
+    Ok(SecretString::from(token))
 }
 
 /// `keeper upload`: the options after `upload` win over `ltd`'s before it.

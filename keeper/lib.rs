@@ -5,6 +5,7 @@
 //! `pub` here is what the binary, the integration tests and the benchmarks use; the rest is
 //! `pub(crate)`.
 
+pub mod adopt;
 pub mod api;
 pub mod auth;
 pub mod backends;

@@ -35,6 +35,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("client", &["retry", "storage"]),
     ("recover", &["db", "domain", "ops", "storage"]),
     ("verify", &["backends", "db", "domain", "ops", "storage"]),
+    (
+        "adopt",
+        &["auth", "config", "crypto", "db", "domain", "ops"],
+    ),
 ];
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {

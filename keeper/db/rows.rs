@@ -95,6 +95,12 @@ fn read_rows_where(
                              'true' ELSE 'false' END)"
                         ),
                         "TIMESTAMP" => format!("replace(\"{name}\", ' ', 'T')"),
+                        // JSON holds no bytes: written as PostgreSQL writes a bytea, `\x<hex>`
+                        // (an adopted LTD Keeper's encrypted secrets; keeper's tables have none).
+                        "BLOB" => format!(
+                            "CASE WHEN \"{name}\" IS NULL THEN NULL \
+                             ELSE '\\x' || lower(hex(\"{name}\")) END"
+                        ),
                         _ => format!("\"{name}\""),
                     };
                     format!("'{name}', {value}")

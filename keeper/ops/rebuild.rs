@@ -42,6 +42,10 @@ pub struct Payload {
     pub product: ProductSlug,
     pub edition: EditionSlug,
     pub build: BuildSlug,
+    /// More surrogate keys to purge after the copy: the keys the edition's objects carried
+    /// before it had a key of its own (an edition adopted from LTD Keeper without one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_purge: Vec<String>,
 }
 
 /// Records a rebuild of `edition` from `build`, superseding the edition's queued rebuilds.
@@ -51,10 +55,22 @@ pub fn enqueue(
     edition: &Edition,
     build: &Build,
 ) -> QueryResult<Operation> {
+    enqueue_purging(conn, product, edition, build, Vec::new())
+}
+
+/// [`enqueue`], purging `also_purge` as well as the edition's and the product's keys.
+pub fn enqueue_purging(
+    conn: &mut DbConnection,
+    product: &Product,
+    edition: &Edition,
+    build: &Build,
+    also_purge: Vec<String>,
+) -> QueryResult<Operation> {
     let payload = Payload {
         product: stored(ProductSlug::parse(&product.slug))?,
         edition: stored(EditionSlug::parse(&edition.slug))?,
         build: stored(BuildSlug::parse(&build.slug))?,
+        also_purge,
     };
     let targets = Targets {
         product: Some(product.id),
@@ -194,11 +210,9 @@ pub async fn run(
     let removed = delete_missing_from(store, &to, present, kept, config.copy_concurrency)
         .await
         .with_context(|| format!("removing leftover objects under {to}"))?;
-    purge_keys(
-        services,
-        &[edition.surrogate_key.clone(), product.surrogate_key.clone()],
-    )
-    .await?;
+    let mut keys = vec![edition.surrogate_key.clone(), product.surrogate_key.clone()];
+    keys.extend(payload.also_purge.iter().cloned());
+    purge_keys(services, &keys).await?;
     tracing::info!(
         operation.id = operation.id,
         product.slug = %product.slug,
