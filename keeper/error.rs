@@ -183,7 +183,6 @@ pub fn or_bad_request<T>(
 }
 
 /// A lookup whose `NotFound` becomes a 404 saying what is missing; other errors keep their mapping.
-
 pub fn or_not_found<T>(
     result: diesel::QueryResult<T>,
     what: impl FnOnce() -> String,

@@ -294,6 +294,10 @@ fn adopt_the_original(backend: TestBackend, from: &str, upload: bool) {
         "{report}"
     );
     assert!(report.contains("read as UTC"), "{report}");
+    assert!(
+        report.contains("20 products keep their default edition `main`"),
+        "{report}"
+    );
     assert_eq!(
         fixture_digest(),
         before,

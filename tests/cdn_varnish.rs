@@ -193,7 +193,20 @@ fn varnish_in_front_of_a_bucket_applies_the_url_rules() {
             ".port = \"9000\";",
             &format!(".port = \"{}\";", server.address.port()),
         )
-        .replace("\"127.0.0.1:9000\"", &format!("\"{endpoint}\""));
+        .replace("\"127.0.0.1:9000\"", &format!("\"{endpoint}\""))
+        .replace(
+            "    # EDIT: products whose default edition is `main`, one line each, e.g.",
+            "    if (req.http.x-product == \"adopted\") { set req.http.x-default-edition = \"main\"; }",
+        );
+    // A product adopted from LTD Keeper 1.x: its default edition is `main`.
+    put(
+        "adopted/v/main/index.html",
+        page("adopted main", "adoptedkey"),
+    );
+    put(
+        "adopted/v/__main/index.html",
+        page("not this one", "otherkey"),
+    );
     let varnish = Varnish::start(vcl);
 
     let first = fetch(&varnish, "/");
@@ -222,6 +235,12 @@ fn varnish_in_front_of_a_bucket_applies_the_url_rules() {
     for path in ["/missing.html", "/v/", "/v/nope/"] {
         assert_eq!(get(&varnish, path).status(), 404, "{path}");
     }
+    let adopted = client()
+        .get(varnish.url("/"))
+        .header("Host", "adopted.example.org")
+        .send()
+        .unwrap();
+    assert_eq!(adopted.text().unwrap(), "adopted main");
 
     put(
         "demo/v/__main/index.html",

@@ -30,6 +30,15 @@ acl purgers {
     "::1";
 }
 
+# The default edition's slug: `__main`, except for products adopted from LTD Keeper 1.x, whose
+# default edition stays `main` (at <product>/v/main/). `keeper adopt` prints their slugs; add a
+# line per product below the marker.
+sub keeper_default_edition {
+    set req.http.x-default-edition = "__main";
+    # EDIT: products whose default edition is `main`, one line each, e.g.
+    #   if (req.http.x-product == "pipelines") { set req.http.x-default-edition = "main"; }
+}
+
 sub vcl_recv {
     if (req.method == "PURGE") {
         if (client.ip !~ purgers) {
@@ -72,7 +81,9 @@ sub vcl_recv {
     if (req.http.x-key ~ "^/(v|builds)/") {
         set req.http.x-key = "/" + req.http.x-product + req.http.x-key;
     } else {
-        set req.http.x-key = "/" + req.http.x-product + "/v/__main" + req.http.x-key;
+        call keeper_default_edition;
+        set req.http.x-key = "/" + req.http.x-product + "/v/" + req.http.x-default-edition + req.http.x-key;
+        unset req.http.x-default-edition;
     }
     set req.url = "/" + req.http.x-bucket + req.http.x-key;
     unset req.http.Cookie;

@@ -89,6 +89,29 @@ pub fn run(config: &Config, options: &AdoptOptions) -> anyhow::Result<String> {
     Ok(report(&url, &catalog, &plan, queued.as_ref()))
 }
 
+/// The slugs of the products whose default edition is not `__main`.
+fn products_keeping_main(plan: &Plan) -> Vec<String> {
+    let text = |row: &crate::db::rows::Row, column: &str| {
+        row.get(column).and_then(|v| v.as_str()).map(str::to_owned)
+    };
+    let products: std::collections::HashMap<i64, String> = plan
+        .products
+        .iter()
+        .filter_map(|row| Some((row.get("id")?.as_i64()?, text(row, "slug")?)))
+        .collect();
+    let mut slugs: Vec<String> = plan
+        .editions
+        .iter()
+        .filter(|row| {
+            text(row, "kind").as_deref() == Some("main")
+                && text(row, "slug").as_deref() != Some(crate::domain::EditionSlug::MAIN)
+        })
+        .filter_map(|row| products.get(&row.get("product_id")?.as_i64()?).cloned())
+        .collect();
+    slugs.sort();
+    slugs
+}
+
 /// What adoption read, did (or would do: `queued` is `None` for a dry run) and repaired.
 pub fn report(
     url: &SourceUrl,
@@ -151,6 +174,17 @@ pub fn report(
                 plan.rebuilds.len()
             );
         }
+    }
+    let keeping_main = products_keeping_main(plan);
+    if !keeping_main.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} products keep their default edition `main` (at <product>/v/main/), as LTD Keeper \
+             1.x made it; keeper's site server knows, and a CDN in front of the bucket needs \
+             them listed (deploy/cdn/fastly/README.md, deploy/cdn/varnish-s3.vcl): {}",
+            keeping_main.len(),
+            keeping_main.join(", ")
+        );
     }
     if plan.repairs.is_empty() {
         let _ = writeln!(

@@ -214,8 +214,7 @@ fn validate_new_build(
     params(("slug" = String, Path, description = "Product slug")),
     responses((status = 201, body = BuildResponse), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
-        (status = 422, body = crate::error::ErrorBody)),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
     security(("token" = [])))]
 pub async fn create_build(
     state: web::Data<AppState>,
@@ -484,7 +483,7 @@ fn create_edition_for_refs(
     params(("id" = i64, Path, description = "Build id")),
     responses((status = 200, body = BuildResponse), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+        (status = 404, body = crate::error::ErrorBody)),
     security(("token" = [])))]
 pub async fn patch_build(
     state: web::Data<AppState>,

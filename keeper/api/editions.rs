@@ -189,8 +189,7 @@ pub async fn get(
     params(("slug" = String, Path, description = "Product slug")),
     responses((status = 201, body = EditionResponse), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
-        (status = 422, body = crate::error::ErrorBody)),
+        (status = 404, body = crate::error::ErrorBody)),
     security(("token" = [])))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -282,8 +281,7 @@ pub async fn create(
     params(("id" = i64, Path, description = "Edition id")),
     responses((status = 200, body = EditionResponse), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
-        (status = 422, body = crate::error::ErrorBody)),
+        (status = 404, body = crate::error::ErrorBody)),
     security(("token" = [])))]
 pub async fn patch(
     state: web::Data<AppState>,
@@ -375,9 +373,9 @@ pub async fn patch(
 
 #[utoipa::path(delete, path = "/editions/{id}", tag = "editions",
     params(("id" = i64, Path, description = "Edition id")),
-    responses((status = 200, body = EditionResponse), (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
-        (status = 422, body = crate::error::ErrorBody)),
+    responses((status = 200, body = EditionResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)),
     security(("token" = [])))]
 pub async fn delete(
     state: web::Data<AppState>,

@@ -136,7 +136,7 @@ pub async fn get_product(
 #[utoipa::path(post, path = "/products/", tag = "products", request_body = NewProductRequest,
     responses((status = 201, body = ProductResponse), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+        (status = 409, body = crate::error::ErrorBody)),
     security(("token" = [])))]
 pub async fn create_product(
     state: web::Data<AppState>,

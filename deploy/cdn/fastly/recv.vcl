@@ -23,7 +23,9 @@ if (req.http.x-key ~ "/$") {
 if (req.http.x-key ~ "^/(v|builds)/") {
   set req.http.x-key = "/" req.http.x-product req.http.x-key;
 } else {
-  set req.http.x-key = "/" req.http.x-product "/v/__main" req.http.x-key;
+  # The default edition: `__main`, or `main` for a product adopted from LTD Keeper 1.x, listed
+  # in the edge dictionary `keeper_default_editions` (product slug -> edition slug).
+  set req.http.x-key = "/" req.http.x-product "/v/" table.lookup(keeper_default_editions, req.http.x-product, "__main") req.http.x-key;
 }
 set req.url = "/docs-bucket" req.http.x-key;
 unset req.http.Cookie;
