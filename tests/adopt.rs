@@ -59,6 +59,15 @@ fn original() -> Original {
     }
 }
 
+/// A connection to the SQLite file at `path` (created if missing), for making source databases.
+fn sqlite_file(path: &Path) -> DbConnection {
+    DbConnection::establish(
+        &keeper::config::DatabaseUrl::parse(&format!("sqlite://{}", path.display())).unwrap(),
+        Duration::from_secs(5),
+    )
+    .unwrap()
+}
+
 /// `keeper <args>` with `env`, in `dir`, to its exit.
 fn keeper(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keeper"))
@@ -492,11 +501,7 @@ fn an_unknown_revision_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("newer.sqlite3");
     std::fs::copy(FIXTURE, &copy).unwrap();
-    let mut conn = keeper::db::DbConnection::establish(
-        &keeper::config::DatabaseUrl::parse(&format!("sqlite://{}", copy.display())).unwrap(),
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let mut conn = sqlite_file(&copy);
     keeper::with_connection!(&mut conn, c => diesel::RunQueryDsl::execute(
         diesel::sql_query("UPDATE alembic_version SET version_num = 'c0ffee5e1ec7'"), c
     ))
@@ -525,11 +530,7 @@ fn an_unknown_revision_is_refused_by_name() {
 /// initial migration created it, and never tagged: no product or edition surrogate keys, no
 /// tracking modes.
 fn oldest_layout(path: &Path, build_key: &str) {
-    let mut conn = keeper::db::DbConnection::establish(
-        &keeper::config::DatabaseUrl::parse(&format!("sqlite://{}", path.display())).unwrap(),
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let mut conn = sqlite_file(path);
     let sql = format!(
         "CREATE TABLE products (id INTEGER NOT NULL, slug VARCHAR(256) NOT NULL,
             doc_repo VARCHAR(256) NOT NULL, title VARCHAR(256) NOT NULL,
@@ -688,11 +689,7 @@ fn a_v2_database_brings_its_organizations_and_reencrypted_secrets() {
     let fernet = fernet::Fernet::new(&original_key).unwrap();
     let fastly_secret = fernet.encrypt(b"the-fastly-api-key");
     let aws_secret = fernet.encrypt(b"the-aws-secret-key");
-    let mut conn = keeper::db::DbConnection::establish(
-        &keeper::config::DatabaseUrl::parse(&format!("sqlite://{}", source.display())).unwrap(),
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let mut conn = sqlite_file(&source);
     // The 2.0 alpha's tables at its head revision (columns as its models declare them).
     let sql = format!(
         "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY);

@@ -631,6 +631,12 @@ fn plan_organizations(
     Ok(fastly_domains)
 }
 
+/// The id and slug of the imported product a build or edition row belongs to.
+fn owning_product(row: &Row, products: &HashMap<i64, String>) -> Option<(i64, String)> {
+    let id = integer(row, "product_id")?;
+    products.get(&id).map(|slug| (id, slug.clone()))
+}
+
 /// A build as the editions see it after the import.
 struct PlannedBuild {
     product_id: i64,
@@ -666,9 +672,7 @@ fn plan_builds(
     for row in order {
         let id = id_of(row)?;
         let raw_slug = text(row, "slug").unwrap_or_default();
-        let Some((product_id, product)) =
-            integer(row, "product_id").and_then(|p| products.get(&p).map(|slug| (p, slug.clone())))
-        else {
+        let Some((product_id, product)) = owning_product(row, products) else {
             plan.repairs.push(Repair {
                 subject: format!("build {id} ({raw_slug})"),
                 action: "belongs to no product: not carried over (no URL reached it)".to_owned(),
@@ -791,9 +795,7 @@ fn plan_editions(
     for row in order {
         let id = id_of(row)?;
         let raw_slug = text(row, "slug").unwrap_or_default();
-        let Some((product_id, product)) =
-            integer(row, "product_id").and_then(|p| products.get(&p).map(|slug| (p, slug.clone())))
-        else {
+        let Some((product_id, product)) = owning_product(row, products) else {
             plan.repairs.push(Repair {
                 subject: format!("edition {id} ({raw_slug})"),
                 action: "belongs to no product: not carried over".to_owned(),
