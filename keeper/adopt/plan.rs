@@ -77,6 +77,9 @@ pub struct Plan {
     pub organizations: Vec<Row>,
     /// 1.x databases: the settings the default organization takes.
     pub default_organization: Option<DefaultOrganization>,
+    /// The id keeper's `default` organization has after the import: the original's `default`
+    /// (2.0), else keeper's own, moved past the original's ids if one of them is its id.
+    pub default_organization_id: i64,
     pub users: Vec<Row>,
     pub products: Vec<Row>,
     pub builds: Vec<Row>,
@@ -246,6 +249,22 @@ pub fn plan(source: &SourceCatalog, inputs: &PlanInputs) -> anyhow::Result<Plan>
     } else {
         HashMap::new()
     };
+    let source_ids: Vec<i64> = plan
+        .organizations
+        .iter()
+        .filter_map(|row| integer(row, "id"))
+        .collect();
+    let source_default = plan
+        .organizations
+        .iter()
+        .find(|row| text(row, "slug") == Some(crate::db::organizations::DEFAULT_ORGANIZATION));
+    plan.default_organization_id = match source_default.and_then(|row| integer(row, "id")) {
+        Some(id) => id,
+        None if source_ids.contains(&inputs.default_organization_id) => {
+            source_ids.iter().max().copied().unwrap_or(0) + 1
+        }
+        None => inputs.default_organization_id,
+    };
 
     // Products.
     let mut keys_taken: HashSet<String> = HashSet::new();
@@ -289,11 +308,11 @@ pub fn plan(source: &SourceCatalog, inputs: &PlanInputs) -> anyhow::Result<Plan>
                              the default organization"
                         ),
                     });
-                    inputs.default_organization_id
+                    plan.default_organization_id
                 }
             }
         } else {
-            inputs.default_organization_id
+            plan.default_organization_id
         };
         let surrogate_key = key_or_new(
             text(row, "surrogate_key"),
@@ -1085,6 +1104,54 @@ mod tests {
         assert_eq!(edition_kind_of(1), Some(EditionKind::Main));
         assert_eq!(edition_kind_of(5), Some(EditionKind::Minor));
         assert_eq!(edition_kind_of(0), None);
+    }
+
+    fn rows(value: Value) -> Vec<Row> {
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row.as_object().unwrap().clone())
+            .collect()
+    }
+
+    #[test]
+    fn the_default_organization_makes_way_for_the_originals_ids() {
+        let source = SourceCatalog {
+            revision: *crate::adopt::revision::CHAIN.last().unwrap(),
+            detection: crate::adopt::revision::Detection::Tagged,
+            users: Vec::new(),
+            organizations: rows(json!([
+                {"id": 1, "slug": "rubin", "title": "Rubin", "layout": 1, "root_domain": "lsst.io",
+                 "root_path_prefix": "/", "fastly_support": false}
+            ])),
+            products: rows(json!([
+                {"id": 3, "organization_id": 9, "slug": "orphan", "doc_repo": "", "title": "O",
+                 "root_domain": "lsst.io", "surrogate_key": "0123456789abcdef0123456789abcdef"}
+            ])),
+            builds: Vec::new(),
+            editions: Vec::new(),
+        };
+        let now =
+            NaiveDateTime::parse_from_str("2026-12-02 00:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        let plan = plan(
+            &source,
+            &PlanInputs {
+                now,
+                default_organization_id: 1,
+                source_fernet_key: None,
+                encryption_keys: None,
+            },
+        )
+        .unwrap();
+        // The original's organization keeps id 1; keeper's default moves to 2 and takes the
+        // product whose organization does not exist.
+        assert_eq!(plan.default_organization_id, 2);
+        assert_eq!(plan.products[0]["organization_id"], 2);
+        assert!(plan
+            .repairs
+            .iter()
+            .any(|r| r.subject == "product 3 (orphan)"));
     }
 
     #[test]

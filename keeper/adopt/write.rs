@@ -114,11 +114,11 @@ pub fn write(conn: &mut DbConnection, plan: &Plan) -> anyhow::Result<Queued> {
                 with_connection!(conn, c => diesel::sql_query(format!(
                     "INSERT INTO organizations (id, slug, title, layout, path_prefix, store_kind, bucket_name) \
                      VALUES ({}, '{DEFAULT_ORGANIZATION}', 'Default organization', 'path', '/docs', 'local', 'keeper')",
-                    highest + 1
+                    plan.default_organization_id
                 ))
                 .execute(c))?;
             }
-            set_highest_id(conn, "organizations", highest + 1)?;
+            set_highest_id(conn, "organizations", highest.max(plan.default_organization_id))?;
         }
         if let Some(default) = &plan.default_organization {
             with_connection!(conn, c => diesel::update(organizations::table.find(default_id))
