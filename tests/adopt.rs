@@ -394,10 +394,24 @@ fn publish_to_main(serve: &Serve) {
     assert_eq!(edition["surrogate_key"], edition_key);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let store = keeper::storage::local::LocalStore::open(serve.dir.join("store")).unwrap();
-    for key in [
+    let keys: Vec<String> = runtime.block_on(async {
+        use futures::TryStreamExt;
+        let pages: Vec<Vec<keeper::storage::ObjectSummary>> =
+            store.list("bench-p01/v/main/").try_collect().await.unwrap();
+        pages
+            .into_iter()
+            .flatten()
+            .map(|object| object.key)
+            .collect()
+    });
+    for page in [
         "bench-p01/v/main/index.html",
         "bench-p01/v/main/guide/index.html",
     ] {
+        assert!(keys.iter().any(|key| key == page), "{page} not in {keys:?}");
+    }
+    // Every object of the edition, the directory redirect included.
+    for key in &keys {
         let head = runtime.block_on(store.head(key)).unwrap();
         assert_eq!(
             head.headers
@@ -728,7 +742,7 @@ fn a_v2_database_brings_its_organizations_and_reencrypted_secrets() {
          INSERT INTO editions VALUES (90, 7, 40, 7, 'main', NULL, '__main', 'Latest',
             '2022-04-01 11:00:00', '2022-04-01 12:01:00', NULL, '33333333333333333333333333333333', 0, 1);
          INSERT INTO editions VALUES (91, 7, 40, 2, NULL, NULL, 'v1.2', 'v1.2',
-            '2022-04-01 11:00:00', '2022-04-01 12:01:00', NULL, '44444444444444444444444444444444', 0, 5);"
+            '2022-04-01 11:00:00', '2022-04-01 12:01:00', NULL, '44444444444444444444444444444444', 1, 5);"
     );
     keeper::with_connection!(&mut conn, c => diesel::connection::SimpleConnection::batch_execute(c, &sql)).unwrap();
     drop(conn);
@@ -763,6 +777,12 @@ fn a_v2_database_brings_its_organizations_and_reencrypted_secrets() {
     let report = output_text(&output);
     assert!(output.status.success(), "{report}");
     assert!(report.contains("revision 8fa19dcad1d1"), "{report}");
+    // The original's rebuild of v1.2 never finished: keeper queues it.
+    assert!(
+        report.contains("edition 91 (sqr-001/v/v1.2): was left pending_rebuild"),
+        "{report}"
+    );
+    assert!(report.contains("Queued: 1 rebuilds"), "{report}");
     assert!(!report.contains("the-fastly-api-key") && !report.contains("the-aws-secret-key"));
     let mut conn = target.connect();
     let organizations = read_rows(&mut conn, "organizations", "id").unwrap();
