@@ -64,10 +64,12 @@ async fn password_login(
 /// Replaces an adopted user's werkzeug hash with an argon2 one once its password is proven.
 /// A failure costs the login nothing: the old hash keeps working and the next login retries.
 async fn upgrade_legacy_hash(state: &AppState, user_id: i64, old: String, password: SecretString) {
-    let rehashed =
-        tokio::task::spawn_blocking(move || crate::auth::password::rehash_password(&password))
-            .await;
-    let Ok(Ok(new)) = rehashed else {
+    // In one of the bounded hash slots, as every password hash: memory stays bounded.
+    let rehashed = state
+        .login
+        .run_bounded(move || crate::auth::password::rehash_password(&password))
+        .await;
+    let Some(Ok(new)) = rehashed else {
         tracing::warn!(
             user.id = user_id,
             "rehashing an adopted user's password failed"
