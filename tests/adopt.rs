@@ -627,6 +627,44 @@ fn an_untagged_database_of_the_oldest_layout_is_identified_and_repaired() {
     );
     assert!(report.contains("user 1 (ops): had no password"), "{report}");
     assert!(report.contains("Queued: 2 rebuilds"), "{report}");
+    // A newer request for `main` (the same build again) supersedes the repair's queued rebuild;
+    // the key the repair was to purge is carried over to it.
+    {
+        use diesel::prelude::*;
+        use keeper::db::models::{Build, Edition, Product};
+        use keeper::db::schema::{builds, editions, products};
+        let mut conn = target.connect();
+        conn.write_transaction(|conn| {
+            keeper::with_connection!(conn, c => {
+                let product = products::table.find(1).select(Product::as_select()).first(c)?;
+                let edition = editions::table.find(1).select(Edition::as_select()).first(c)?;
+                let build = builds::table.find(1).select(Build::as_select()).first(c)?;
+                Ok::<_, diesel::result::Error>((product, edition, build))
+            })
+            .and_then(|(product, edition, build)| {
+                keeper::ops::rebuild::enqueue(conn, &product, &edition, &build)
+            })
+        })
+        .unwrap();
+        let states: Vec<String> = read_rows(&mut conn, "operations", "id")
+            .unwrap()
+            .iter()
+            .filter(|op| op["kind"] == "rebuild_edition" && op["edition_id"] == 1)
+            .map(|op| text(op, "state").to_owned())
+            .collect();
+        assert_eq!(states, ["SUPERSEDED", "READY"]);
+        let newest = read_rows(&mut conn, "operations", "id")
+            .unwrap()
+            .into_iter()
+            .rfind(|op| op["kind"] == "rebuild_edition" && op["edition_id"] == 1)
+            .unwrap();
+        let payload: Value = serde_json::from_str(text(&newest, "payload")).unwrap();
+        assert_eq!(
+            payload["also_purge"],
+            serde_json::json!([build_key]),
+            "{payload}"
+        );
+    }
 
     // The rebuilds run against a Fastly stand-in: the objects get the edition's new key, and
     // the purge names the build's key as well as the edition's.
@@ -668,7 +706,7 @@ fn an_untagged_database_of_the_oldest_layout_is_identified_and_repaired() {
         let ops = read_rows(&mut conn, "operations", "id").unwrap();
         ops.iter()
             .filter(|op| op["kind"] == "rebuild_edition")
-            .all(|op| op["state"] == "OK")
+            .all(|op| op["state"] == "OK" || op["state"] == "SUPERSEDED")
     });
     let head = runtime
         .block_on(store.head("pipelines/v/main/index.html"))

@@ -100,3 +100,17 @@ pub fn active_operation_for_edition(
         .first(c)
         .optional())
 }
+
+/// The payloads of the edition's queued (READY) rebuilds: the ones a new rebuild request
+/// supersedes.
+pub fn ready_rebuild_payloads(
+    conn: &mut DbConnection,
+    edition_id: i64,
+) -> QueryResult<Vec<String>> {
+    with_connection!(conn, c => operations::table
+        .filter(operations::edition_id.eq(edition_id))
+        .filter(operations::kind.eq(OperationKind::RebuildEdition))
+        .filter(operations::state.eq(OperationState::Ready))
+        .select(operations::payload)
+        .load(c))
+}

@@ -64,8 +64,20 @@ pub fn enqueue_purging(
     product: &Product,
     edition: &Edition,
     build: &Build,
-    also_purge: Vec<String>,
+    mut also_purge: Vec<String>,
 ) -> QueryResult<Operation> {
+    // The request this one supersedes may have had keys to purge (an adopted edition's old
+    // build key): they are still cached, so the newer rebuild purges them.
+    for queued in crate::db::operations::ready_rebuild_payloads(conn, edition.id)? {
+        let Ok(queued) = serde_json::from_str::<Payload>(&queued) else {
+            continue;
+        };
+        for key in queued.also_purge {
+            if !also_purge.contains(&key) {
+                also_purge.push(key);
+            }
+        }
+    }
     let payload = Payload {
         product: stored(ProductSlug::parse(&product.slug))?,
         edition: stored(EditionSlug::parse(&edition.slug))?,
