@@ -167,25 +167,31 @@ fn ref_list(row: &Row, column: &str) -> Option<Vec<String>> {
     }
 }
 
-/// Makes a path slug keeper takes out of `raw`: characters outside `[a-zA-Z0-9._-]` become
-/// `-`; `fallback` when nothing usable is left.
-fn path_slug(raw: &str, fallback: &str) -> String {
+/// Makes a name keeper takes out of `raw`: ASCII letters and digits and the characters of
+/// `punctuation` are kept, anything else becomes `-`, at most `max` characters; `fallback` when
+/// nothing but dots and hyphens is left (`.` and `..` are never names).
+fn takeable(raw: &str, punctuation: &str, max: usize, fallback: &str) -> String {
     let cleaned: String = raw
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+            if c.is_ascii_alphanumeric() || punctuation.contains(c) {
                 c
             } else {
                 '-'
             }
         })
-        .take(200)
+        .take(max)
         .collect();
     if cleaned.trim_matches(['.', '-']).is_empty() {
         fallback.to_owned()
     } else {
         cleaned
     }
+}
+
+/// A path slug (an edition's or a build's) made from `raw`.
+fn path_slug(raw: &str, fallback: &str) -> String {
+    takeable(raw, "._-", 200, fallback)
 }
 
 /// `base`, or `base-<n>` for the smallest `n` that `taken` does not hold.
@@ -456,22 +462,7 @@ fn plan_users(source: &SourceCatalog, inputs: &PlanInputs, plan: &mut Plan) -> a
         let username = match Username::parse(raw) {
             Ok(name) if !taken.contains(name.as_str()) => name.as_str().to_owned(),
             parsed => {
-                let base: String = raw
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || "-_.@+".contains(c) {
-                            c
-                        } else {
-                            '-'
-                        }
-                    })
-                    .take(50)
-                    .collect();
-                let base = if base.trim_matches('-').is_empty() {
-                    format!("user-{id}")
-                } else {
-                    base
-                };
+                let base = takeable(raw, "-_.@+", 50, &format!("user-{id}"));
                 let name = unique(base, &taken, id);
                 plan.repairs.push(Repair {
                     subject: format!("user {id} ({raw:?})"),
@@ -857,12 +848,11 @@ fn plan_editions(
         };
         taken.insert(slug.clone());
 
-        let tracking_mode = match row.get("mode") {
-            None | Some(Value::Null) => TrackingMode::GitRefs,
-            Some(Value::String(name)) if TrackingMode::parse(name).is_ok() => {
-                TrackingMode::parse(name).unwrap_or_default()
-            }
-            Some(_) => match integer(row, "mode").and_then(tracking_mode_of) {
+        let named = text(row, "mode").and_then(|name| TrackingMode::parse(name).ok());
+        let tracking_mode = match (row.get("mode"), named) {
+            (None | Some(Value::Null), _) => TrackingMode::GitRefs,
+            (_, Some(mode)) => mode,
+            _ => match integer(row, "mode").and_then(tracking_mode_of) {
                 Some(mode) => mode,
                 None => {
                     plan.repairs.push(Repair {
@@ -1158,6 +1148,8 @@ mod tests {
     fn slugs_are_made_takeable_and_unique() {
         assert_eq!(path_slug("tickets/DM-1", "x"), "tickets-DM-1");
         assert_eq!(path_slug("..", "edition-3"), "edition-3");
+        assert_eq!(takeable("jane doe", "-_.@+", 50, "user-1"), "jane-doe");
+        assert_eq!(takeable("..", "-_.@+", 50, "user-1"), "user-1");
         let taken: HashSet<String> = ["v1".to_owned(), "v1-7".to_owned()].into();
         assert_eq!(unique("v2".into(), &taken, 7), "v2");
         assert_eq!(unique("v1".into(), &taken, 7), "v1-7-2");
