@@ -20,6 +20,7 @@ pub mod domain;
 pub(crate) mod error;
 pub mod ops;
 pub mod org_admin;
+pub mod pages;
 pub mod recover;
 pub(crate) mod retry;
 pub(crate) mod server;

@@ -43,7 +43,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     tracing::info!(%address, %public_url, "listening on http://{address}");
     let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
     let worker = if config.worker.run_in_serve {
-        let worker = build_worker(&config, prepared.pool.clone()).await?;
+        let worker = build_worker(&config, prepared.pool.clone(), &public_url).await?;
         Some(tokio::spawn(
             async move { worker.run(worker_stopped).await },
         ))

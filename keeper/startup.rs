@@ -358,8 +358,13 @@ pub fn org_backends(config: &Config) -> anyhow::Result<OrgBackends> {
     Ok(OrgBackends::new(defaults))
 }
 
-/// A worker over the configured store and CDN.
-pub async fn build_worker(config: &Config, pool: DbPool) -> anyhow::Result<Worker> {
+/// A worker over the configured store and CDN; `public_url` is keeper's external URL (what
+/// `KEEPER_PUBLIC_URL` says, else the address `keeper serve` bound).
+pub async fn build_worker(
+    config: &Config,
+    pool: DbPool,
+    public_url: &url::Url,
+) -> anyhow::Result<Worker> {
     let store = open_store(config).await?;
     Ok(Worker::new(Services {
         pool,
@@ -367,5 +372,6 @@ pub async fn build_worker(config: &Config, pool: DbPool) -> anyhow::Result<Worke
         purger: crate::cdn::from_config(&config.cdn),
         organizations: Arc::new(org_backends(config)?),
         config: config.worker.clone(),
+        public_base: public_url.as_str().trim_end_matches('/').to_owned(),
     }))
 }

@@ -11,7 +11,8 @@ use crate::startup::{build_worker, prepare};
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let prepared = prepare(&config)?;
     let mut shutdown = ShutdownSignal::install()?;
-    let worker = build_worker(&config, prepared.pool.clone()).await?;
+    let public_url = config.http.public_url_for(config.http.bind);
+    let worker = build_worker(&config, prepared.pool.clone(), &public_url).await?;
     let (stop, stopped) = watch::channel(false);
     let running = tokio::spawn(async move { worker.run(stopped).await });
     shutdown.wait().await;

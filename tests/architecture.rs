@@ -21,6 +21,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("cdn", &["config", "retry"]),
     ("db", &["config", "domain"]),
     ("auth", &["config", "db", "domain"]),
+    ("pages", &["domain"]),
     (
         "backends",
         &["cdn", "config", "crypto", "db", "domain", "storage"],
@@ -28,7 +29,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "ops",
         &[
-            "backends", "cdn", "config", "db", "domain", "retry", "storage",
+            "backends", "cdn", "config", "db", "domain", "pages", "retry", "storage",
         ],
     ),
     ("catalog", &["db", "domain", "ops"]),

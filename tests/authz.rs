@@ -176,6 +176,18 @@ fn routes() -> Vec<Route> {
             success: 200,
         },
         Route {
+            method: Method::POST,
+            prepare: |_, _| ("/products/demo/dashboard".into(), None),
+            needs: OnProduct(Permissions::ADMIN_PRODUCT),
+            success: 202,
+        },
+        Route {
+            method: Method::POST,
+            prepare: |_, _| ("/dashboards".into(), None),
+            needs: Unscoped(Permissions::ADMIN_PRODUCT),
+            success: 202,
+        },
+        Route {
             method: Method::GET,
             prepare: |_, _| ("/users/".into(), None),
             needs: Unscoped(Permissions::ADMIN_USER),

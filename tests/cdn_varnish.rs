@@ -164,6 +164,10 @@ fn varnish_in_front_of_a_bucket_applies_the_url_rules() {
     put("demo/v/__main/page.html", page("a page", "mainkey"));
     put("demo/v/v1/index.html", page("edition v1", "v1key"));
     put("demo/builds/3/index.html", page("build 3", "build3key"));
+    // What `ops::dashboard` renders.
+    put("demo/v/index.html", page("editions page", "productkey"));
+    put("demo/v/switcher.json", page("[]", "productkey"));
+    put("demo/builds/index.html", page("builds page", "productkey"));
     // s3s-fs cannot hold `guide` beside `guide/...` (its limit): the redirect object alone.
     put(
         "demo/v/__main/guide",
@@ -218,10 +222,21 @@ fn varnish_in_front_of_a_bucket_applies_the_url_rules() {
     assert_eq!(fetch(&varnish, "/page.html").body, "a page");
     assert_eq!(fetch(&varnish, "/v/v1/").body, "edition v1");
     assert_eq!(fetch(&varnish, "/builds/3/").body, "build 3");
+    assert_eq!(fetch(&varnish, "/v/").body, "editions page");
+    assert_eq!(fetch(&varnish, "/v/index.html").body, "editions page");
+    assert_eq!(fetch(&varnish, "/builds/").body, "builds page");
+    let switcher = get(&varnish, "/v/switcher.json");
+    assert_eq!(switcher.headers()["access-control-allow-origin"], "*");
+    assert_eq!(switcher.text().unwrap(), "[]");
+    assert!(!get(&varnish, "/v/")
+        .headers()
+        .contains_key("access-control-allow-origin"));
     for (path, location) in [
         ("/v/v1", "/v/v1/"),
         ("/builds/3", "/builds/3/"),
         ("/guide", "/guide/"),
+        ("/v", "/v/"),
+        ("/builds", "/builds/"),
     ] {
         let response = get(&varnish, path);
         assert_eq!(response.status(), 301, "{path}");
@@ -232,7 +247,7 @@ fn varnish_in_front_of_a_bucket_applies_the_url_rules() {
         );
         assert!(!response.headers().contains_key("x-amz-meta-dir-redirect"));
     }
-    for path in ["/missing.html", "/v/", "/v/nope/"] {
+    for path in ["/missing.html", "/v/nope/", "/v/versions.json"] {
         assert_eq!(get(&varnish, path).status(), 404, "{path}");
     }
     let adopted = client()

@@ -177,7 +177,7 @@ fn transient_faults_are_retried_until_they_clear(backend: TestBackend) {
     assert_eq!(p.s3.traffic.failures_left(), 0);
     let attempts = p
         .api
-        .lines("SELECT CAST(attempts AS TEXT) AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record')");
+        .lines("SELECT CAST(attempts AS TEXT) AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record', 'dashboard')");
     assert!(attempts[0].parse::<i32>().unwrap() > 1, "{attempts:?}");
     assert_eq!(p.keys("demo/v/__main/").len(), BUILD_FILES.len());
     assert_eq!(
@@ -199,7 +199,7 @@ fn persistent_faults_end_failed_and_can_be_retried(backend: TestBackend) {
     assert_eq!(counts.failed, 1);
     let message = p
         .api
-        .lines("SELECT COALESCE(message, '') AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record')")[0]
+        .lines("SELECT COALESCE(message, '') AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record', 'dashboard')")[0]
         .clone();
     assert!(message.contains("Gave up after 2 attempts"), "{message}");
     assert!(message.contains("500"), "{message}");
@@ -231,7 +231,7 @@ fn a_deprecated_build_is_never_published(backend: TestBackend) {
     assert_eq!(counts.failed, 1, "{:?}", p.api.operations());
     let message = p
         .api
-        .lines("SELECT COALESCE(message, '') AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record') AND state = 'FAILED'")[0]
+        .lines("SELECT COALESCE(message, '') AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record', 'dashboard') AND state = 'FAILED'")[0]
         .clone();
     assert!(message.contains("deprecated"), "{message}");
     assert!(p.keys("demo/v/__main/").is_empty());
@@ -313,7 +313,7 @@ fn retry_needs_admin_product(backend: TestBackend) {
     assert_eq!(p.run_queue().failed, 1);
     let id = p
         .api
-        .lines("SELECT CAST(id AS TEXT) AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record')")[0]
+        .lines("SELECT CAST(id AS TEXT) AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record', 'dashboard')")[0]
         .clone();
     let path = format!("/operations/{id}/retry");
 
@@ -393,7 +393,7 @@ fn stalled_s3_requests_time_out_then_fail_clearly(backend: TestBackend) {
     assert_eq!(counts.failed, 1, "{counts:?}");
     let message = p
         .api
-        .lines("SELECT COALESCE(message, '') AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record')")[0]
+        .lines("SELECT COALESCE(message, '') AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record', 'dashboard')")[0]
         .to_lowercase();
     assert!(message.contains("gave up after 2 attempts"), "{message}");
     assert!(
@@ -448,7 +448,7 @@ fn several_workers_share_the_queue_without_double_work(backend: TestBackend) {
     let build = p.build("demo", &["main"], &borrowed(&files));
     let queued = p
         .api
-        .lines("SELECT CAST(COUNT(*) AS TEXT) AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record') AND state = 'READY'");
+        .lines("SELECT CAST(COUNT(*) AS TEXT) AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record', 'dashboard') AND state = 'READY'");
     assert_eq!(queued, vec![(EDITIONS + 1).to_string()]);
 
     let config = p.api.db.config(&[]);
@@ -468,7 +468,7 @@ fn several_workers_share_the_queue_without_double_work(backend: TestBackend) {
     }
 
     let runs = p.api.lines(
-        "SELECT state || ' ' || CAST(attempts AS TEXT) || ' ' || COALESCE(worker_id, '-') AS line          FROM operations WHERE kind NOT IN ('seal_build', 'write_record') ORDER BY id",
+        "SELECT state || ' ' || CAST(attempts AS TEXT) || ' ' || COALESCE(worker_id, '-') AS line          FROM operations WHERE kind NOT IN ('seal_build', 'write_record', 'dashboard') ORDER BY id",
     );
     assert_eq!(runs.len(), EDITIONS + 1);
     assert!(
@@ -517,7 +517,7 @@ fn borrowed<'a>(
 fn retry_first_operation(p: &Pipeline) {
     let id = p
         .api
-        .lines("SELECT CAST(id AS TEXT) AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record') ORDER BY id")[0]
+        .lines("SELECT CAST(id AS TEXT) AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record', 'dashboard') ORDER BY id")[0]
         .clone();
     let retried = p
         .api
@@ -528,7 +528,7 @@ fn retry_first_operation(p: &Pipeline) {
 
 fn last_operation_attempts(p: &Pipeline) -> i32 {
     p.api
-        .lines("SELECT CAST(attempts AS TEXT) AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record') ORDER BY id DESC")[0]
+        .lines("SELECT CAST(attempts AS TEXT) AS line FROM operations WHERE kind NOT IN ('seal_build', 'write_record', 'dashboard') ORDER BY id DESC")[0]
         .parse()
         .unwrap()
 }

@@ -3,9 +3,11 @@
 # `https://<product>.<root domain>`. It implements the URL rules of DESIGN.md section 4:
 #   /v/<edition>/...   -> <bucket>/<product>/v/<edition>/...
 #   /builds/<build>/... -> <bucket>/<product>/builds/<build>/...
+#   /v/, /builds/      -> <bucket>/<product>/v/index.html, builds/index.html (the dashboards)
+#   /v/switcher.json, /v/versions.json -> the version lists (CORS allowed)
 #   anything else      -> <bucket>/<product>/v/__main/...   (the default edition)
 #   a path ending in / -> .../index.html
-#   /v/<edition> and /builds/<build> -> redirect to the same path plus /
+#   /v, /builds, /v/<edition> and /builds/<build> -> redirect to the same path plus /
 #   an empty object with x-amz-meta-dir-redirect: true -> redirect to the path plus /
 # Objects are tagged with x-amz-meta-surrogate-key and purged by keeper with
 #   PURGE / + xkey: <key> [<key> ...]
@@ -68,11 +70,10 @@ sub vcl_recv {
     if (req.http.x-path ~ "(^|/)\.\.?(/|$)" || req.http.x-path ~ "(?i)%(2f|2e|5c|00)" || req.http.x-path ~ "//") {
         return (synth(404, "Not Found"));
     }
-    if (req.http.x-path ~ "^/(v|builds)/[^/]+$") {
+    # The dashboards and version lists keeper renders (no edition or build takes their names).
+    if (req.http.x-path !~ "^/(v/(index\.html|switcher\.json|versions\.json)|builds/index\.html)$"
+        && (req.http.x-path ~ "^/(v|builds)/[^/]+$" || req.http.x-path ~ "^/(v|builds)$")) {
         return (synth(750, req.http.x-path + "/"));
-    }
-    if (req.http.x-path ~ "^/(v|builds)/?$") {
-        return (synth(404, "Not Found"));
     }
     set req.http.x-key = req.http.x-path;
     if (req.http.x-key ~ "/$") {
@@ -132,6 +133,10 @@ sub vcl_deliver {
         set resp.http.Location = req.http.x-path + "/";
     } else if (resp.status == 200 || resp.status == 304) {
         set resp.http.Cache-Control = "no-cache";
+    }
+    if (req.http.x-path ~ "^/v/(switcher|versions)\.json$") {
+        # Themes on other origins read the version lists.
+        set resp.http.Access-Control-Allow-Origin = "*";
     }
     if (obj.hits > 0) {
         set resp.http.X-Cache = "HIT";

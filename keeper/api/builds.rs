@@ -14,14 +14,17 @@ use crate::api::database::run_db;
 use crate::api::identity::{authenticate, Credentials, Identity};
 use crate::api::json::{created, parse_json};
 use crate::api::products::{child_urls, load_product};
-use crate::api::publishing::{build_response, BuildResponse};
+use crate::api::publishing::{build_response, edition_published_url, BuildResponse, EditionUpdate};
 use crate::api::uploads::{UploadForms, UPLOAD_PATH};
 use crate::catalog::rebuild_tracking_editions;
 use crate::db::builds::{
     build_slugs, deprecate_build, find_build, insert_build, list_active_builds, mark_uploaded,
 };
-use crate::db::editions::{insert_edition_if_absent, list_editions};
-use crate::db::models::{now, Build, NewBuild, NewEdition, Organization, Product};
+use crate::db::editions::{find_edition, insert_edition_if_absent, list_editions};
+use crate::db::models::{
+    now, Build, Edition, NewBuild, NewEdition, Operation, Organization, Product,
+};
+use crate::db::operations::unfinished_rebuilds_of_build;
 use crate::db::organizations::{find_organization, find_organization_settings};
 use crate::db::products::find_product_by_id;
 use crate::db::violation::{violation, Violation};
@@ -29,11 +32,11 @@ use crate::db::DbConnection;
 use crate::domain::Permissions;
 use crate::domain::{
     edition_kind, edition_slug_from_git_refs, next_build_slug, BucketPrefix, BuildSlug,
-    ProductSlug, SurrogateKey, TrackingMode,
+    DashboardFile, ProductSlug, SurrogateKey, TrackingMode,
 };
 use crate::error::{or_not_found, ApiError, ApiResult};
 use crate::ops::records::{self, Subject};
-use crate::ops::{delete, seal};
+use crate::ops::{dashboard, delete, seal};
 use crate::storage::{ObjectStore, StorageError};
 
 /// The media type with which clients ask for presigned upload forms.
@@ -170,6 +173,15 @@ fn validate_new_build(
         ));
     }
     check_ref_bounds("git_refs", &request.git_refs)?;
+    if let Some(slug) = request
+        .slug
+        .as_deref()
+        .filter(|slug| DashboardFile::reserves("builds", slug))
+    {
+        return Err(ApiError::bad_request(format!(
+            "slug: {slug:?} is reserved for the product's builds page; choose another slug."
+        )));
+    }
     let slug = request
         .slug
         .as_deref()
@@ -458,6 +470,9 @@ fn create_edition_for_refs(
     let Ok(slug) = edition_slug_from_git_refs(refs) else {
         return Ok(());
     };
+    if DashboardFile::reserves("v", slug.as_str()) {
+        return Ok(()); // A branch named after a dashboard file gets no edition of its own.
+    }
     let tracked = serde_json::Value::from(refs.to_vec()).to_string();
     let created = insert_edition_if_absent(
         conn,
@@ -475,6 +490,7 @@ fn create_edition_for_refs(
     )?;
     if let Some(edition) = created {
         records::enqueue(conn, product, Subject::Edition(edition.id))?;
+        dashboard::enqueue(conn, product)?;
     }
     Ok(())
 }
@@ -495,7 +511,7 @@ pub async fn patch_build(
     identity.require(Permissions::UPLOAD_BUILD)?;
     let id = id.into_inner();
     let body = body.read().await?;
-    let (organization, product, build) = run_db(&state.pool, move |conn| {
+    let (organization, product, build, updated) = run_db(&state.pool, move |conn| {
         let (_, product, _) = load_build(conn, id)?;
         identity.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;
         let request: BuildPatchRequest = parse_json(&body)?;
@@ -512,24 +528,49 @@ pub async fn patch_build(
                 ));
             }
             if build.uploaded {
-                return Ok((organization, product, build)); // Confirming twice changes nothing.
+                // Confirming twice changes nothing; the answer names the rebuilds still queued.
+                let queued = unfinished_rebuilds_of_build(conn, build.id)?;
+                let updated = editions_of(conn, queued)?;
+                return Ok((organization, product, build, updated));
             }
             let build = mark_uploaded(conn, build.id)?;
             seal::enqueue(conn, &product, &build)?;
             records::enqueue(conn, &product, Subject::Build(build.id))?;
+            dashboard::enqueue(conn, &product)?;
             let operations = rebuild_tracking_editions(conn, &product, &build)?;
             tracing::info!(product.slug = %product.slug, build.slug = %build.slug,
                 rebuilds = operations.len(), "build confirmed");
-            Ok((organization, product, build))
+            let updated = editions_of(conn, operations)?;
+            Ok((organization, product, build, updated))
         })
     })
     .await?;
-    Ok(web::Json(build_response(
-        &state,
-        &organization,
-        &product,
-        &build,
-    )?))
+    let mut response = build_response(&state, &organization, &product, &build)?;
+    let mut editions = Vec::with_capacity(updated.len());
+    for (edition, operation) in &updated {
+        editions.push(EditionUpdate {
+            edition_url: state.url_for(&format!("editions/{}", edition.id)),
+            slug: edition.slug.clone(),
+            published_url: edition_published_url(&state, &organization, &product, edition)?,
+            operation_url: state.url_for(&format!("operations/{}", operation.id)),
+        });
+    }
+    response.editions_updated = Some(editions);
+    Ok(web::Json(response))
+}
+
+/// The editions of rebuild `operations`, each with its operation.
+fn editions_of(
+    conn: &mut DbConnection,
+    operations: Vec<Operation>,
+) -> Result<Vec<(Edition, Operation)>, ApiError> {
+    let mut found = Vec::with_capacity(operations.len());
+    for operation in operations {
+        if let Some(edition_id) = operation.edition_id {
+            found.push((find_edition(conn, edition_id)?, operation));
+        }
+    }
+    Ok(found)
 }
 
 #[utoipa::path(delete, path = "/builds/{id}", tag = "builds",
@@ -555,6 +596,7 @@ pub async fn deprecate(
             let build = deprecate_build(conn, build.id, now())?;
             delete::enqueue_build(conn, &product, &build)?;
             records::enqueue(conn, &product, Subject::Build(build.id))?;
+            dashboard::enqueue(conn, &product)?;
             Ok((organization, product, build))
         })
     })

@@ -29,11 +29,12 @@ use crate::db::products::find_product_by_id;
 use crate::db::DbConnection;
 use crate::domain::Permissions;
 use crate::domain::{
-    edition_kind, next_build_slug, EditionKind, EditionSlug, SurrogateKey, TrackingMode,
+    edition_kind, next_build_slug, DashboardFile, EditionKind, EditionSlug, SurrogateKey,
+    TrackingMode,
 };
 use crate::error::{or_not_found, ApiError, ApiResult};
 use crate::ops::records::{self, Subject};
-use crate::ops::{delete, rename};
+use crate::ops::{dashboard, delete, rename};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EditionListResponse {
@@ -153,6 +154,12 @@ fn check_tracking(mode: TrackingMode, tracked_refs: Option<&[String]>) -> ApiRes
 }
 
 fn parse_slug(slug: &str) -> ApiResult<EditionSlug> {
+    if DashboardFile::reserves("v", slug) {
+        return Err(ApiError::bad_request(format!(
+            "slug: {slug:?} is reserved for the product's editions page and version lists \
+             (v/index.html, v/switcher.json, v/versions.json); choose another slug."
+        )));
+    }
     EditionSlug::parse(slug).map_err(|err| ApiError::bad_request(err.to_string()))
 }
 
@@ -262,6 +269,7 @@ pub async fn create(
                 )
             })?;
             records::enqueue(conn, &product, Subject::Edition(edition.id))?;
+            dashboard::enqueue(conn, &product)?;
             if let Some(build_id) = build_id {
                 let build = find_build(conn, build_id)
                     .map_err(|_| ApiError::bad_request("build_url names no existing build."))?;
@@ -355,6 +363,7 @@ pub async fn patch(
                 )
             })?;
             records::enqueue(conn, &product, Subject::Edition(edition.id))?;
+            dashboard::enqueue(conn, &product)?;
             if let Some(to) = renamed {
                 rename::enqueue(conn, &product, &edition, to)?;
             }
@@ -402,6 +411,7 @@ pub async fn delete(
             loaded.edition = update_edition(conn, id, &ended)?;
             delete::enqueue_edition(conn, &loaded.product, &loaded.edition)?;
             records::enqueue(conn, &loaded.product, Subject::Edition(id))?;
+            dashboard::enqueue(conn, &loaded.product)?;
             Ok(loaded)
         })
     })

@@ -5,7 +5,9 @@
 pub mod app;
 pub(crate) mod body;
 pub mod builds;
+pub(crate) mod dashboards;
 pub(crate) mod database;
+pub(crate) mod docs_index;
 pub(crate) mod editions;
 pub(crate) mod health;
 pub(crate) mod identity;
@@ -41,6 +43,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::get().to(products::get_product))
                 .route(web::patch().to(products::patch_product)),
         )
+        .service(
+            web::resource("/products/{slug}/dashboard")
+                .route(web::post().to(dashboards::render_product)),
+        )
+        .service(web::resource("/dashboards").route(web::post().to(dashboards::render_all)))
         .service(
             web::resource("/products/{slug}/builds/")
                 .route(web::get().to(builds::list_builds))

@@ -4,7 +4,9 @@ use actix_web::web;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{builds, editions, health, operations, products, root, token, tokens, users};
+use crate::api::{
+    builds, dashboards, editions, health, operations, products, root, token, tokens, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +16,7 @@ use crate::api::{builds, editions, health, operations, products, root, token, to
         products::list_products, products::get_product, products::create_product, products::patch_product,
         builds::list_builds, builds::get_build, builds::create_build, builds::patch_build, builds::deprecate,
         editions::list, editions::get, editions::create, editions::patch, editions::delete,
-        operations::get,
+        operations::get, dashboards::render_product, dashboards::render_all,
         operations::retry,
         users::list, users::get, users::create, users::patch, users::delete,
         tokens::create, tokens::list, tokens::revoke,

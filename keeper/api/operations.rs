@@ -18,7 +18,8 @@ use crate::ops::queue::{retry_failed, RetryRefusal};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OperationResponse {
     pub self_url: String,
-    /// `rebuild_edition`, `rename_edition`, `delete_edition`, `delete_build` or `purge`.
+    /// `rebuild_edition`, `rename_edition`, `delete_edition`, `delete_build`, `purge`,
+    /// `dashboard`, `seal_build` or `write_record`.
     pub kind: String,
     /// `READY`, `WORKING`, `OK`, `FAILED` or `SUPERSEDED`.
     pub state: String,
@@ -54,7 +55,7 @@ pub async fn get(
     Ok(web::Json(operation_response(&state, operation)))
 }
 
-fn operation_response(state: &AppState, operation: Operation) -> OperationResponse {
+pub(crate) fn operation_response(state: &AppState, operation: Operation) -> OperationResponse {
     OperationResponse {
         self_url: state.url_for(&format!("operations/{}", operation.id)),
         kind: operation.kind.to_string(),

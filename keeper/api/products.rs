@@ -23,6 +23,7 @@ use crate::db::DbConnection;
 use crate::domain::Permissions;
 use crate::domain::{EditionKind, EditionSlug, ProductSlug, SurrogateKey, TrackingMode};
 use crate::error::{or_bad_request, or_not_found, ApiError, ApiResult};
+use crate::ops::dashboard;
 use crate::ops::records::{self, Subject};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -208,6 +209,7 @@ pub async fn create_product(
             )?;
             records::enqueue(conn, &product, Subject::Product)?;
             records::enqueue(conn, &product, Subject::Edition(edition.id))?;
+            dashboard::enqueue(conn, &product)?;
             Ok((organization, product))
         })
     })
@@ -274,6 +276,7 @@ pub async fn patch_product(
         let product = conn.write_transaction(|conn| {
             let product = update_product(conn, product.id, &changes)?;
             records::enqueue(conn, &product, Subject::Product)?;
+            dashboard::enqueue(conn, &product)?;
             Ok::<_, ApiError>(product)
         })?;
         Ok((organization, product))

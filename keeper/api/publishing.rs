@@ -9,7 +9,6 @@ use utoipa::ToSchema;
 use crate::api::app::AppState;
 use crate::api::json::{format_datetime, format_optional_datetime};
 use crate::db::models::{Build, Edition, Organization, Product};
-use crate::domain::UrlLayout;
 use crate::domain::{
     build_url, edition_url, product_url, BucketPrefix, BuildSlug, EditionKind, EditionSlug,
     ProductSlug, PublishingLayout,
@@ -17,27 +16,14 @@ use crate::domain::{
 use crate::error::{ApiError, ApiResult};
 use crate::storage::presign::PresignedPost;
 
-/// The layout of an organization. The default organization's root (`root_domain` NULL) is
-/// keeper's own public URL, so the embedded site server publishes under it.
+/// The layout of an organization (see [`PublishingLayout::of_organization`]).
 pub fn layout_of(state: &AppState, organization: &Organization) -> PublishingLayout {
-    match (organization.layout, organization.root_domain.as_deref()) {
-        (UrlLayout::Subdomain, Some(root_domain)) => PublishingLayout::Subdomain {
-            scheme: "https".to_owned(),
-            root_domain: root_domain.to_owned(),
-        },
-        (_, Some(root)) if !root.is_empty() => PublishingLayout::Path {
-            base_url: if root.contains("://") {
-                root.trim_end_matches('/').to_owned()
-            } else {
-                format!("https://{}", root.trim_end_matches('/'))
-            },
-            path_prefix: organization.path_prefix.clone(),
-        },
-        _ => PublishingLayout::Path {
-            base_url: state.public_base().to_owned(),
-            path_prefix: organization.path_prefix.clone(),
-        },
-    }
+    PublishingLayout::of_organization(
+        organization.layout,
+        organization.root_domain.as_deref(),
+        &organization.path_prefix,
+        state.public_base(),
+    )
 }
 
 /// A stored slug back in its type; a row that violates the rules is a server-side fault.
@@ -135,6 +121,37 @@ pub struct BuildResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub post_dir_urls: Option<BTreeMap<String, PresignedPost>>,
+    /// Only in the answer to the confirming `PATCH`: the editions this build is being published
+    /// to (their rebuilds are queued), so a CI log can say where the docs will be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub editions_updated: Option<Vec<EditionUpdate>>,
+}
+
+/// An edition a confirmed build is being published to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EditionUpdate {
+    pub edition_url: String,
+    pub slug: String,
+    pub published_url: String,
+    /// The queued rebuild (`GET` it to follow progress).
+    pub operation_url: String,
+}
+
+/// The published URL of an edition: the product's for the default edition (`__main`, or an
+/// adopted 1.x product's `main`), else `<product URL>/v/<edition>`.
+pub fn edition_published_url(
+    state: &AppState,
+    organization: &Organization,
+    product: &Product,
+    edition: &Edition,
+) -> ApiResult<String> {
+    let product_slug = product_slug(product)?;
+    let layout = layout_of(state, organization);
+    Ok(if edition.kind == EditionKind::Main {
+        product_url(&layout, &product_slug)
+    } else {
+        edition_url(&layout, &product_slug, &edition_slug(edition)?)
+    })
 }
 
 pub fn build_response(
@@ -162,6 +179,7 @@ pub fn build_response(
         surrogate_key: build.surrogate_key.clone(),
         post_prefix_urls: None,
         post_dir_urls: None,
+        editions_updated: None,
     })
 }
 
@@ -189,20 +207,13 @@ pub fn edition_response(
     edition: &Edition,
     pending: &HashSet<i64>,
 ) -> ApiResult<EditionResponse> {
-    let product_slug = product_slug(product)?;
-    let slug = edition_slug(edition)?;
     Ok(EditionResponse {
         self_url: state.url_for(&format!("editions/{}", edition.id)),
         product_url: state.url_for(&format!("products/{}", product.slug)),
         build_url: edition
             .build_id
             .map(|id| state.url_for(&format!("builds/{id}"))),
-        published_url: if edition.kind == EditionKind::Main {
-            // The default edition, `__main` or an adopted 1.x product's `main`: the product's URL.
-            product_url(&layout_of(state, organization), &product_slug)
-        } else {
-            edition_url(&layout_of(state, organization), &product_slug, &slug)
-        },
+        published_url: edition_published_url(state, organization, product, edition)?,
         slug: edition.slug.clone(),
         title: edition.title.clone(),
         date_created: format_datetime(edition.date_created),

@@ -1,6 +1,8 @@
 //! `GET /`: the service's identity, in the original's shape. Clients read `server_version`.
+//! A browser (one that prefers HTML) is sent to the list of hosted documentation instead.
 
-use actix_web::web;
+use actix_web::http::header::{self, Accept, Header};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -15,7 +17,8 @@ pub struct RootResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RootData {
     pub server_version: &'static str,
-    pub documentation: &'static str,
+    /// This API's OpenAPI document.
+    pub documentation: String,
     pub message: &'static str,
 }
 
@@ -27,23 +30,49 @@ pub struct RootLinks {
     pub self_url: String,
     pub token: String,
     pub products: String,
+    /// The hosted documentation, for readers (`/docs/`).
+    pub docs: String,
 }
 
-pub const DOCUMENTATION_URL: &str = "https://ltd-keeper.lsst.io";
+/// Whether the client prefers HTML to JSON (a browser's `Accept: text/html,...,*/*;q=0.8`);
+/// API clients send `application/json`, `*/*` or nothing.
+fn prefers_html(req: &HttpRequest) -> bool {
+    let Ok(accept) = Accept::parse(req) else {
+        return false;
+    };
+    let ranked = accept.ranked();
+    let rank = |wanted: &str| {
+        ranked
+            .iter()
+            .position(|mime| mime.essence_str() == wanted)
+            .unwrap_or(usize::MAX)
+    };
+    rank("text/html") < rank("application/json").min(rank("*/*"))
+}
 
-#[utoipa::path(get, path = "/", tag = "service", responses((status = 200, body = RootResponse)))]
-pub async fn get_root(state: web::Data<AppState>) -> web::Json<RootResponse> {
-    web::Json(RootResponse {
-        data: RootData {
-            server_version: env!("CARGO_PKG_VERSION"),
-            documentation: DOCUMENTATION_URL,
-            message: "LTD Keeper: the documentation hosting service of LSST the Docs.",
-        },
-        links: RootLinks {
-            self_link: state.url_for(""),
-            self_url: state.url_for(""),
-            token: state.url_for("token"),
-            products: state.url_for("products/"),
-        },
-    })
+#[utoipa::path(get, path = "/", tag = "service", responses((status = 200, body = RootResponse),
+    (status = 303, description = "A browser (Accept prefers text/html) is sent to /docs/")))]
+pub async fn get_root(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if prefers_html(&req) {
+        return HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, state.url_for("docs/")))
+            .insert_header((header::VARY, "Accept"))
+            .finish();
+    }
+    HttpResponse::Ok()
+        .insert_header((header::VARY, "Accept"))
+        .json(RootResponse {
+            data: RootData {
+                server_version: env!("CARGO_PKG_VERSION"),
+                documentation: state.url_for("openapi.json"),
+                message: "LTD Keeper: the documentation hosting service of LSST the Docs.",
+            },
+            links: RootLinks {
+                self_link: state.url_for(""),
+                self_url: state.url_for(""),
+                token: state.url_for("token"),
+                products: state.url_for("products/"),
+                docs: state.url_for("docs/"),
+            },
+        })
 }

@@ -26,9 +26,12 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{guard, web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use percent_encoding::percent_decode_str;
 
+use crate::api::app::AppState;
 use crate::api::app::KeepBody;
-use crate::domain::{BucketPrefix, BuildSlug, EditionSlug, ProductSlug};
+use crate::api::docs_index::product_entries;
+use crate::domain::{BucketPrefix, BuildSlug, DashboardFile, EditionSlug, ProductSlug};
 use crate::error::ApiError;
+use crate::pages::site::{not_found_page, products_page, NotFoundLinks};
 use crate::storage::{ObjectHead, ObjectStore, StorageError};
 
 /// Where the default organization's products are served (path layout).
@@ -125,6 +128,11 @@ pub enum Target {
     Key {
         key: String,
         directory: bool,
+        /// The edition's or build's prefix the key is in, where a `404.html` of the site's own
+        /// is looked for when the key is missing; `None` for the dashboards.
+        site: Option<BucketPrefix>,
+        /// A version list that themes on other origins fetch (CORS allowed).
+        shared: bool,
     },
     /// Redirect to the path plus `/` (an edition or build root named without its slash).
     AddSlash,
@@ -160,6 +168,29 @@ pub fn resolve(product: &str, rest: &str, defaults: &DefaultEditions) -> Target 
     let Ok(product) = ProductSlug::parse(product) else {
         return Target::NotFound;
     };
+    // The dashboards and version lists (`ops::dashboard`): `v/`, `builds/` and the files named
+    // in them; no edition or build takes their names.
+    if let [section] = segments.as_slice() {
+        if section == "v" || section == "builds" {
+            return Target::AddSlash;
+        }
+    }
+    if let [section, name] = segments.as_slice() {
+        let directory = name.is_empty();
+        let name = if directory {
+            "index.html"
+        } else {
+            name.as_str()
+        };
+        if let Some(file) = DashboardFile::find(section, name) {
+            return Target::Key {
+                key: file.key(&product),
+                directory,
+                site: None,
+                shared: file.content_type() == "application/json",
+            };
+        }
+    }
     let (base, tail): (Option<BucketPrefix>, &[String]) = match segments.as_slice() {
         [kind, name, tail @ ..] if (kind == "v" || kind == "builds") && !name.is_empty() => {
             if tail.is_empty() {
@@ -175,9 +206,6 @@ pub fn resolve(product: &str, rest: &str, defaults: &DefaultEditions) -> Target 
                     .map(|build| BucketPrefix::build(&product, &build))
             };
             (prefix, tail)
-        }
-        [kind, empty] if (kind == "v" || kind == "builds") && empty.is_empty() => {
-            return Target::NotFound
         }
         tail => (
             Some(BucketPrefix::edition(&product, &defaults.of(&product))),
@@ -199,19 +227,34 @@ pub fn resolve(product: &str, rest: &str, defaults: &DefaultEditions) -> Target 
         })
         .collect();
     let key = format!("{}{}", base.as_str(), relative.join("/"));
-    Target::Key { key, directory }
+    Target::Key {
+        key,
+        directory,
+        site: Some(base),
+        shared: false,
+    }
 }
 
 fn valid_segment(segment: &str) -> bool {
     !segment.is_empty() && segment != "." && segment != ".." && !segment.contains(['/', '\\', '\0'])
 }
 
-async fn serve_by_path(req: HttpRequest, site: web::Data<SiteServer>) -> HttpResponse {
+async fn serve_by_path(
+    req: HttpRequest,
+    site: web::Data<SiteServer>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let path = req.path();
     let after = path.strip_prefix(PATH_PREFIX).unwrap_or_default();
     let Some(after) = after.strip_prefix('/') else {
-        return not_found();
+        return redirect_with_slash(&req);
     };
+    if after.is_empty() || after == "index.html" {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return method_not_allowed(&req);
+        }
+        return products_index(&state).await;
+    }
     let (product, rest) = match after.split_once('/') {
         Some((product, rest)) => (product, format!("/{rest}")),
         None => (after, String::new()),
@@ -222,10 +265,10 @@ async fn serve_by_path(req: HttpRequest, site: web::Data<SiteServer>) -> HttpRes
 
 async fn serve_by_host(req: HttpRequest, site: web::Data<SiteServer>) -> HttpResponse {
     let Some(domain) = site.root_domain.as_deref() else {
-        return not_found();
+        return not_found(None);
     };
     let Some(product) = product_from_host(host_of(req.head()), domain).map(str::to_owned) else {
-        return not_found();
+        return not_found(None);
     };
     serve(&req, &site, &product, req.path(), Origin::Product).await
 }
@@ -259,22 +302,38 @@ async fn serve(
     origin: Origin,
 ) -> HttpResponse {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut response = actix_web::ResponseError::error_response(&ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!(
-                "{} is not allowed on a published page; use GET or HEAD.",
-                req.method()
-            ),
-        ));
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
+        return method_not_allowed(req);
     }
-    let (key, directory) = match resolve(product, rest, &site.default_editions) {
-        Target::Key { key, directory } => (key, directory),
+    let links = ProductSlug::parse(product)
+        .ok()
+        .map(|product| NotFoundLinks {
+            base: match origin {
+                Origin::SharedWithApi => format!("{PATH_PREFIX}/{product}"),
+                Origin::Product => String::new(),
+            },
+            all_products: (origin == Origin::SharedWithApi).then(|| format!("{PATH_PREFIX}/")),
+            product: product.to_string(),
+        });
+    let (key, directory, site_prefix, shared) = match resolve(product, rest, &site.default_editions)
+    {
+        Target::Key {
+            key,
+            directory,
+            site,
+            shared,
+        } => (key, directory, site, shared),
         Target::AddSlash => return redirect_with_slash(req),
-        Target::NotFound => return not_found(),
+        Target::NotFound => return not_found(links.as_ref()),
+    };
+    let missing = |site_server: &SiteServer| {
+        product_not_found(
+            req,
+            site_server.clone(),
+            product.to_owned(),
+            site_prefix.clone(),
+            links.clone(),
+            origin,
+        )
     };
     let head = match site.store.head(&key).await {
         Ok(head) => head,
@@ -284,7 +343,7 @@ async fn serve(
             if !directory && site.store.head(&format!("{key}/index.html")).await.is_ok() {
                 return redirect_with_slash(req);
             }
-            return not_found();
+            return missing(site).await;
         }
         Err(err) => return unavailable(err),
     };
@@ -304,6 +363,10 @@ async fn serve(
     if origin == Origin::SharedWithApi {
         response.insert_header((header::CONTENT_SECURITY_POLICY, shared_origin_policy(req)));
     }
+    if shared {
+        // A version list is read by themes on other origins (a site served elsewhere).
+        response.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
+    }
     if let (Some(etag), Some(wanted)) =
         (&head.summary.etag, req.headers().get(header::IF_NONE_MATCH))
     {
@@ -320,8 +383,93 @@ async fn serve(
     }
     match site.store.get(&key).await {
         Ok(object) => response.body(SizedStream::new(object.head.summary.size, object.body)),
-        Err(StorageError::NotFound { .. }) => not_found(),
+        Err(StorageError::NotFound { .. }) => missing(site).await,
         Err(err) => unavailable(err),
+    }
+}
+
+fn method_not_allowed(req: &HttpRequest) -> HttpResponse {
+    let mut response = actix_web::ResponseError::error_response(&ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on a published page; use GET or HEAD.",
+            req.method()
+        ),
+    ));
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+/// `/docs/`: every product, read from the database (the only site page that is).
+async fn products_index(state: &AppState) -> HttpResponse {
+    match product_entries(state).await {
+        Ok(entries) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .body(products_page(&entries)),
+        Err(err) => actix_web::ResponseError::error_response(&err),
+    }
+}
+
+/// A page of a known product that does not exist: the site's own `404.html` (of the edition or
+/// build the path is in, else of the default edition), as Read the Docs does, with status 404;
+/// else keeper's 404 page with links to the product's default edition and dashboards.
+async fn product_not_found(
+    req: &HttpRequest,
+    site: SiteServer,
+    product: String,
+    site_prefix: Option<BucketPrefix>,
+    links: Option<NotFoundLinks>,
+    origin: Origin,
+) -> HttpResponse {
+    let Ok(slug) = ProductSlug::parse(&product) else {
+        return not_found(None);
+    };
+    let default = BucketPrefix::edition(&slug, &site.default_editions.of(&slug));
+    let mut candidates = Vec::with_capacity(2);
+    if let Some(prefix) = site_prefix {
+        candidates.push(prefix);
+    }
+    if !candidates.contains(&default) {
+        candidates.push(default);
+    }
+    for prefix in candidates {
+        let key = format!("{}404.html", prefix.as_str());
+        let object = match site.store.get(&key).await {
+            Ok(object) => object,
+            Err(StorageError::NotFound { .. } | StorageError::InvalidKey { .. }) => continue,
+            Err(err) => return unavailable(err),
+        };
+        let mut response = HttpResponse::NotFound();
+        object_headers(&mut response, &key, &object.head);
+        response
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+        if origin == Origin::SharedWithApi {
+            response.insert_header((header::CONTENT_SECURITY_POLICY, shared_origin_policy(req)));
+        }
+        if req.method() == Method::HEAD {
+            return response.finish().into_kept();
+        }
+        return response
+            .body(SizedStream::new(object.head.summary.size, object.body))
+            .into_kept();
+    }
+    not_found(links.as_ref())
+}
+
+/// Marks a response whose body is for readers, so the JSON error middleware keeps it.
+trait IntoKept {
+    fn into_kept(self) -> HttpResponse;
+}
+
+impl IntoKept for HttpResponse {
+    fn into_kept(mut self) -> HttpResponse {
+        self.extensions_mut().insert(KeepBody);
+        self
     }
 }
 
@@ -387,18 +535,14 @@ fn redirect_with_slash(req: &HttpRequest) -> HttpResponse {
         .finish()
 }
 
-const NOT_FOUND_PAGE: &str = "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
-<title>Page not found</title></head>\n<body>\n<h1>Page not found</h1>\n<p>There is no page at this \
-address. It may have moved, or the edition or build may not exist.</p>\n</body>\n</html>\n";
-
-/// The HTML 404 page (kept as HTML by the JSON error middleware).
-fn not_found() -> HttpResponse {
-    let mut response = HttpResponse::NotFound()
+/// The HTML 404 page (kept as HTML by the JSON error middleware), with links back to the
+/// product when the path named one.
+fn not_found(links: Option<&NotFoundLinks>) -> HttpResponse {
+    HttpResponse::NotFound()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(NOT_FOUND_PAGE);
-    response.extensions_mut().insert(KeepBody);
-    response
+        .body(not_found_page(links))
+        .into_kept()
 }
 
 fn unavailable(err: StorageError) -> HttpResponse {
@@ -412,27 +556,81 @@ fn unavailable(err: StorageError) -> HttpResponse {
 mod tests {
     use super::*;
 
-    fn resolve(product: &str, rest: &str) -> Target {
-        super::resolve(product, rest, &DefaultEditions::default())
+    /// A target without the fields only some tests look at.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Simple {
+        Key(String, bool),
+        AddSlash,
+        NotFound,
     }
 
-    fn key(key: &str, directory: bool) -> Target {
-        Target::Key {
-            key: key.into(),
-            directory,
+    fn simple(target: Target) -> Simple {
+        match target {
+            Target::Key { key, directory, .. } => Simple::Key(key, directory),
+            Target::AddSlash => Simple::AddSlash,
+            Target::NotFound => Simple::NotFound,
         }
+    }
+
+    fn resolve(product: &str, rest: &str) -> Simple {
+        simple(super::resolve(product, rest, &DefaultEditions::default()))
+    }
+
+    fn key(key: &str, directory: bool) -> Simple {
+        Simple::Key(key.into(), directory)
+    }
+
+    #[test]
+    fn dashboards_and_version_lists_resolve_beside_editions() {
+        assert_eq!(resolve("demo", "/v/"), key("demo/v/index.html", true));
+        assert_eq!(
+            resolve("demo", "/v/index.html"),
+            key("demo/v/index.html", false)
+        );
+        assert_eq!(
+            resolve("demo", "/builds/"),
+            key("demo/builds/index.html", true)
+        );
+        assert_eq!(
+            resolve("demo", "/builds/index.html"),
+            key("demo/builds/index.html", false)
+        );
+        assert_eq!(resolve("demo", "/v"), Simple::AddSlash);
+        assert_eq!(resolve("demo", "/builds"), Simple::AddSlash);
+        let switcher = super::resolve("demo", "/v/switcher.json", &DefaultEditions::default());
+        assert_eq!(
+            switcher,
+            Target::Key {
+                key: "demo/v/switcher.json".into(),
+                directory: false,
+                site: None,
+                shared: true,
+            }
+        );
+        let page = super::resolve("demo", "/v/v1/a.html", &DefaultEditions::default());
+        let Target::Key { site, shared, .. } = page else {
+            panic!("{page:?}")
+        };
+        assert_eq!(site.unwrap().as_str(), "demo/v/v1/");
+        assert!(!shared);
+        // Only the v and builds directories hold them.
+        assert_eq!(
+            resolve("demo", "/switcher.json"),
+            key("demo/v/__main/switcher.json", false)
+        );
+        assert_eq!(resolve("demo", "/builds/switcher.json"), Simple::AddSlash);
     }
 
     #[test]
     fn paths_map_to_keys() {
-        assert_eq!(resolve("demo", ""), Target::AddSlash);
+        assert_eq!(resolve("demo", ""), Simple::AddSlash);
         assert_eq!(resolve("demo", "/"), key("demo/v/__main/index.html", true));
         assert_eq!(
             resolve("demo", "/a/b.html"),
             key("demo/v/__main/a/b.html", false)
         );
         assert_eq!(resolve("demo", "/guide"), key("demo/v/__main/guide", false));
-        assert_eq!(resolve("demo", "/v/v1"), Target::AddSlash);
+        assert_eq!(resolve("demo", "/v/v1"), Simple::AddSlash);
         assert_eq!(resolve("demo", "/v/v1/"), key("demo/v/v1/index.html", true));
         assert_eq!(
             resolve("demo", "/v/v1/x/"),
@@ -442,7 +640,6 @@ mod tests {
             resolve("demo", "/builds/3/a.css"),
             key("demo/builds/3/a.css", false)
         );
-        assert_eq!(resolve("demo", "/v/"), Target::NotFound);
         assert_eq!(
             resolve("demo", "/a%20b.html"),
             key("demo/v/__main/a b.html", false)
@@ -457,19 +654,19 @@ mod tests {
             ("new".to_owned(), EditionSlug::main()),
         ]);
         assert_eq!(
-            super::resolve("old", "/a.html", &defaults),
+            simple(super::resolve("old", "/a.html", &defaults)),
             key("old/v/main/a.html", false)
         );
         assert_eq!(
-            super::resolve("old", "/v/v1/", &defaults),
+            simple(super::resolve("old", "/v/v1/", &defaults)),
             key("old/v/v1/index.html", true)
         );
         assert_eq!(
-            super::resolve("new", "/", &defaults),
+            simple(super::resolve("new", "/", &defaults)),
             key("new/v/__main/index.html", true)
         );
         assert_eq!(
-            super::resolve("other", "/", &defaults),
+            simple(super::resolve("other", "/", &defaults)),
             key("other/v/__main/index.html", true)
         );
     }
@@ -486,9 +683,9 @@ mod tests {
             "/v/../../x",
             "/./a",
         ] {
-            assert_eq!(resolve("demo", rest), Target::NotFound, "{rest}");
+            assert_eq!(resolve("demo", rest), Simple::NotFound, "{rest}");
         }
-        assert_eq!(resolve("..", "/x"), Target::NotFound);
+        assert_eq!(resolve("..", "/x"), Simple::NotFound);
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub struct Summary {
     /// The confirmed build (`None` on a dry run).
     pub build_url: Option<String>,
     pub published_url: Option<String>,
+    /// The editions the build is being published to: slug and URL (what the server said).
+    pub editions: Vec<(String, String)>,
 }
 
 impl std::fmt::Display for Summary {
@@ -116,7 +118,18 @@ impl std::fmt::Display for Summary {
                 if let Some(published) = &self.published_url {
                     write!(f, "; published at {published}")?;
                 }
-                Ok(())
+                if self.editions.is_empty() {
+                    write!(
+                        f,
+                        "\nno edition tracks these git refs, so no edition changes"
+                    )
+                } else {
+                    write!(f, "\nupdating {} edition(s):", self.editions.len())?;
+                    for (slug, url) in &self.editions {
+                        write!(f, "\n  {slug}: {url}/")?;
+                    }
+                    Ok(())
+                }
             }
         }
     }
@@ -153,6 +166,19 @@ struct RegisteredBuild {
     post_dir_urls: BTreeMap<String, PresignedPost>,
 }
 
+/// The confirming answer, as far as the summary needs it.
+#[derive(Debug, Default, Deserialize)]
+struct ConfirmedBuild {
+    #[serde(default)]
+    editions_updated: Vec<UpdatedEdition>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdatedEdition {
+    slug: String,
+    published_url: String,
+}
+
 /// Runs the whole upload. On error, nothing was confirmed.
 pub async fn upload(settings: &UploadSettings) -> anyhow::Result<Summary> {
     let started = Instant::now();
@@ -177,6 +203,7 @@ pub async fn upload(settings: &UploadSettings) -> anyhow::Result<Summary> {
             elapsed: started.elapsed(),
             build_url: None,
             published_url: None,
+            editions: Vec::new(),
         });
     }
     let jobs = settings.jobs.max(1);
@@ -213,7 +240,7 @@ pub async fn upload(settings: &UploadSettings) -> anyhow::Result<Summary> {
             build.self_url
         )
     })?;
-    client.confirm(&token, &build.self_url).await?;
+    let confirmed = client.confirm(&token, &build.self_url).await?;
     Ok(Summary {
         files: site.files.len(),
         directories: build.post_dir_urls.len(),
@@ -221,6 +248,11 @@ pub async fn upload(settings: &UploadSettings) -> anyhow::Result<Summary> {
         elapsed: started.elapsed(),
         build_url: Some(build.self_url),
         published_url: build.published_url,
+        editions: confirmed
+            .editions_updated
+            .into_iter()
+            .map(|edition| (edition.slug, edition.published_url))
+            .collect(),
     })
 }
 
@@ -441,7 +473,11 @@ impl Client<'_> {
             .await
     }
 
-    async fn confirm(&self, token: &SecretString, build_url: &str) -> anyhow::Result<()> {
+    async fn confirm(
+        &self,
+        token: &SecretString,
+        build_url: &str,
+    ) -> anyhow::Result<ConfirmedBuild> {
         let url = Url::parse(build_url).with_context(|| format!("the build URL {build_url:?}"))?;
         // Confirming is idempotent on the server, so it is safe to retry.
         let response = self
@@ -457,7 +493,8 @@ impl Client<'_> {
                 describe(response).await
             );
         }
-        Ok(())
+        // A server that does not say (the original) leaves the list empty.
+        Ok(response.json().await.unwrap_or_default())
     }
 }
 
@@ -588,12 +625,24 @@ mod tests {
             elapsed: Duration::from_millis(1500),
             build_url: Some("http://k/builds/1".into()),
             published_url: Some("http://k/docs/demo/builds/1".into()),
+            editions: vec![
+                ("__main".into(), "http://k/docs/demo".into()),
+                ("v1".into(), "http://k/docs/demo/v/v1".into()),
+            ],
         };
         assert_eq!(
             summary.to_string(),
             "uploaded 3 files (2.00 KiB, 2048 bytes) and 2 directory objects in 1.5 s; build \
-             http://k/builds/1 confirmed; published at http://k/docs/demo/builds/1"
+             http://k/builds/1 confirmed; published at http://k/docs/demo/builds/1\n\
+             updating 2 edition(s):\n  __main: http://k/docs/demo/\n  v1: http://k/docs/demo/v/v1/"
         );
+        let untracked = Summary {
+            editions: Vec::new(),
+            ..summary.clone()
+        };
+        assert!(untracked
+            .to_string()
+            .ends_with("no edition tracks these git refs, so no edition changes"));
         let dry = Summary {
             build_url: None,
             ..summary

@@ -36,6 +36,35 @@ pub fn list_active_builds(conn: &mut DbConnection, product_id: i64) -> QueryResu
         .load(c))
 }
 
+/// The product's newest `limit` confirmed builds (deprecated ones included), newest first, and
+/// how many confirmed builds it has in all.
+pub fn newest_confirmed_builds(
+    conn: &mut DbConnection,
+    product_id: i64,
+    limit: i64,
+) -> QueryResult<(Vec<Build>, i64)> {
+    with_connection!(conn, c => {
+        let confirmed = builds::table
+            .filter(builds::product_id.eq(product_id))
+            .filter(builds::uploaded.eq(true));
+        let newest = confirmed
+            .order(builds::id.desc())
+            .limit(limit)
+            .select(Build::as_select())
+            .load(c)?;
+        let total = confirmed.count().get_result(c)?;
+        Ok((newest, total))
+    })
+}
+
+/// The builds with these ids.
+pub fn find_builds(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<Build>> {
+    with_connection!(conn, c => builds::table
+        .filter(builds::id.eq_any(ids))
+        .select(Build::as_select())
+        .load(c))
+}
+
 /// Every slug the product has used, deprecated builds included (slugs are never reused).
 pub fn build_slugs(conn: &mut DbConnection, product_id: i64) -> QueryResult<Vec<String>> {
     with_connection!(conn, c => builds::table

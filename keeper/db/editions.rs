@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use crate::db::models::{Edition, EditionChanges, NewEdition};
 use crate::db::schema::editions;
 use crate::db::DbConnection;
+use crate::domain::EditionKind;
 use crate::with_connection;
 
 pub fn find_edition(conn: &mut DbConnection, id: i64) -> QueryResult<Edition> {
@@ -32,6 +33,24 @@ pub fn list_editions(conn: &mut DbConnection, product_id: i64) -> QueryResult<Ve
         .filter(editions::product_id.eq(product_id))
         .filter(editions::date_ended.is_null())
         .order(editions::id)
+        .select(Edition::as_select())
+        .load(c))
+}
+
+/// How many live editions each product has, by product id (products without any are absent).
+pub fn live_edition_counts(conn: &mut DbConnection) -> QueryResult<Vec<(i64, i64)>> {
+    with_connection!(conn, c => editions::table
+        .filter(editions::date_ended.is_null())
+        .group_by(editions::product_id)
+        .select((editions::product_id, diesel::dsl::count_star()))
+        .load(c))
+}
+
+/// Every product's live default edition (kind `main`).
+pub fn live_default_editions(conn: &mut DbConnection) -> QueryResult<Vec<Edition>> {
+    with_connection!(conn, c => editions::table
+        .filter(editions::date_ended.is_null())
+        .filter(editions::kind.eq(EditionKind::Main))
         .select(Edition::as_select())
         .load(c))
 }

@@ -65,6 +65,36 @@ pub fn enqueue(conn: &mut DbConnection, request: &Enqueue) -> QueryResult<Operat
         .get_result(c))
 }
 
+/// The product's oldest queued (READY) operation of `kind`, if any.
+pub fn find_ready_for_product(
+    conn: &mut DbConnection,
+    kind: OperationKind,
+    product_id: i64,
+) -> QueryResult<Option<Operation>> {
+    with_connection!(conn, c => operations::table
+        .filter(operations::product_id.eq(product_id))
+        .filter(operations::kind.eq(kind))
+        .filter(operations::state.eq(OperationState::Ready))
+        .order(operations::id)
+        .select(Operation::as_select())
+        .first(c)
+        .optional())
+}
+
+/// A build's queued or running rebuilds, oldest first.
+pub fn unfinished_rebuilds_of_build(
+    conn: &mut DbConnection,
+    build_id: i64,
+) -> QueryResult<Vec<Operation>> {
+    with_connection!(conn, c => operations::table
+        .filter(operations::build_id.eq(build_id))
+        .filter(operations::kind.eq(OperationKind::RebuildEdition))
+        .filter(operations::state.eq_any(OperationState::UNFINISHED))
+        .order(operations::id)
+        .select(Operation::as_select())
+        .load(c))
+}
+
 pub fn find_operation(conn: &mut DbConnection, id: i64) -> QueryResult<Operation> {
     with_connection!(conn, c => operations::table.find(id).select(Operation::as_select()).first(c))
 }

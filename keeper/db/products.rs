@@ -2,8 +2,8 @@
 
 use diesel::prelude::*;
 
-use crate::db::models::{NewProduct, Product, ProductChanges};
-use crate::db::schema::products;
+use crate::db::models::{NewProduct, Organization, Product, ProductChanges};
+use crate::db::schema::{organizations, products};
 use crate::db::DbConnection;
 use crate::with_connection;
 
@@ -16,6 +16,17 @@ pub fn list_product_slugs(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
     with_connection!(conn, c => products::table
         .order((products::slug, products::organization_id))
         .select(products::slug)
+        .load(c))
+}
+
+/// Every product with its organization, by title.
+pub fn list_products_with_organizations(
+    conn: &mut DbConnection,
+) -> QueryResult<Vec<(Product, Organization)>> {
+    with_connection!(conn, c => products::table
+        .inner_join(organizations::table)
+        .order((products::title, products::slug, products::id))
+        .select((Product::as_select(), Organization::as_select()))
         .load(c))
 }
 

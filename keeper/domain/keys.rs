@@ -157,6 +157,73 @@ impl RecordKeys {
     }
 }
 
+/// The files keeper renders for readers into a product's prefix, beside its editions and
+/// builds (`ops::dashboard`): the editions page and the version lists under `<product>/v/`, the
+/// builds page under `<product>/builds/`. No edition or build may take one of their names as
+/// its slug ([`DashboardFile::reserves`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DashboardFile {
+    /// `v/index.html`: every edition.
+    Editions,
+    /// `v/switcher.json`: pydata-sphinx-theme's version switcher.
+    Switcher,
+    /// `v/versions.json`: mike's (MkDocs) version list.
+    MikeVersions,
+    /// `builds/index.html`: every build.
+    Builds,
+}
+
+impl DashboardFile {
+    pub const ALL: [Self; 4] = [
+        Self::Editions,
+        Self::Switcher,
+        Self::MikeVersions,
+        Self::Builds,
+    ];
+
+    /// The directory of the product it lives in: `v` or `builds`.
+    pub fn section(self) -> &'static str {
+        match self {
+            Self::Editions | Self::Switcher | Self::MikeVersions => "v",
+            Self::Builds => "builds",
+        }
+    }
+
+    /// Its name in that directory.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Editions | Self::Builds => "index.html",
+            Self::Switcher => "switcher.json",
+            Self::MikeVersions => "versions.json",
+        }
+    }
+
+    /// Its key: `<product>/<section>/<name>`.
+    pub fn key(self, product: &ProductSlug) -> String {
+        format!("{product}/{}/{}", self.section(), self.name())
+    }
+
+    /// The file `name` names in `section` (`v` or `builds`), if any.
+    pub fn find(section: &str, name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|file| file.section() == section && file.name() == name)
+    }
+
+    /// Whether an edition (`section` `v`) or build (`builds`) slug is one of these names.
+    pub fn reserves(section: &str, slug: &str) -> bool {
+        Self::find(section, slug).is_some()
+    }
+
+    /// Its `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Editions | Self::Builds => "text/html; charset=utf-8",
+            Self::Switcher | Self::MikeVersions => "application/json",
+        }
+    }
+}
+
 impl fmt::Display for BucketPrefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -14,7 +14,9 @@ pub(crate) mod username;
 pub(crate) mod versions;
 
 pub use error::DomainError;
-pub use keys::{BucketPrefix, RecordKeys, SurrogateKey, DEPLOYMENT_KEY, RESERVED_PREFIX};
+pub use keys::{
+    BucketPrefix, DashboardFile, RecordKeys, SurrogateKey, DEPLOYMENT_KEY, RESERVED_PREFIX,
+};
 pub use operation::{OperationKind, OperationState};
 pub use organization::{CdnKind, StoreKind, UrlLayout};
 pub use permissions::Permissions;
@@ -23,5 +25,6 @@ pub use tracking::{edition_accepts, edition_kind, EditionKind, TrackingMode};
 pub use urls::{build_url, edition_url, product_url, PublishingLayout};
 pub use username::Username;
 pub use versions::{
-    parse_eups_daily, parse_eups_major, parse_eups_weekly, parse_semver_ref, Version,
+    parse_eups_daily, parse_eups_major, parse_eups_weekly, parse_semver_ref, release_version,
+    Version,
 };

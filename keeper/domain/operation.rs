@@ -17,6 +17,9 @@ named_values!(
         DeleteBuild => "delete_build",
         /// Purge surrogate keys from the CDN (`ops::purge`).
         Purge => "purge",
+        /// Render a product's dashboards and version lists into its prefix, then purge the
+        /// product's key (`ops::dashboard`).
+        Dashboard => "dashboard",
         /// Write a confirmed build's manifest into the bucket (`ops::seal`).
         SealBuild => "seal_build",
         /// Write a product's, build's or edition's catalogue record into the bucket
@@ -59,6 +62,6 @@ mod tests {
         for state in OperationState::ALL {
             assert_eq!(OperationState::parse(state.as_str()), Ok(*state));
         }
-        assert!(OperationKind::parse("dashboard").is_err());
+        assert!(OperationKind::parse("dashboards").is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Published URLs of products, editions and builds (without a trailing slash).
 
+use super::organization::UrlLayout;
 use super::slugs::{BuildSlug, EditionSlug, ProductSlug};
 
 /// Where an organization publishes its products.
@@ -19,6 +20,37 @@ pub enum PublishingLayout {
         /// `""` or a path such as `/docs`.
         path_prefix: String,
     },
+}
+
+impl PublishingLayout {
+    /// The layout an organization's settings describe. An organization without a root (the
+    /// `default` one, `root_domain` NULL) publishes under keeper's own `public_base` (its
+    /// external URL without the trailing `/`), where the embedded site server answers.
+    pub fn of_organization(
+        layout: UrlLayout,
+        root_domain: Option<&str>,
+        path_prefix: &str,
+        public_base: &str,
+    ) -> Self {
+        match (layout, root_domain) {
+            (UrlLayout::Subdomain, Some(root_domain)) => Self::Subdomain {
+                scheme: "https".to_owned(),
+                root_domain: root_domain.to_owned(),
+            },
+            (_, Some(root)) if !root.is_empty() => Self::Path {
+                base_url: if root.contains("://") {
+                    root.trim_end_matches('/').to_owned()
+                } else {
+                    format!("https://{}", root.trim_end_matches('/'))
+                },
+                path_prefix: path_prefix.to_owned(),
+            },
+            _ => Self::Path {
+                base_url: public_base.trim_end_matches('/').to_owned(),
+                path_prefix: path_prefix.to_owned(),
+            },
+        }
+    }
 }
 
 /// The product's URL, which is also its default edition's URL.

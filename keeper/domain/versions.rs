@@ -113,6 +113,18 @@ pub fn parse_eups_daily(git_ref: &str) -> Option<Version> {
     dated(git_ref, 'd', 3)
 }
 
+/// The version a release name carries, in any scheme a tracking mode reads: semver-like
+/// `v?X(.Y(.Z(.W)))` (also a single number, `v2`), EUPS majors `vX_Y`, weeklies `w_YYYY_WW` and
+/// dailies `d_YYYY_MM_DD` (or with dots). What dashboards and version lists order releases by,
+/// newest first; `None` for branch and ticket names.
+pub fn release_version(name: &str) -> Option<Version> {
+    let dotted = name.strip_prefix('v').unwrap_or(name);
+    components(dotted, '.', 1, 4)
+        .or_else(|| parse_eups_major(name))
+        .or_else(|| parse_eups_weekly(name))
+        .or_else(|| parse_eups_daily(name))
+}
+
 /// `<letter>_N_N...` or `<letter>.N.N...` with exactly `count` components and one separator kind.
 fn dated(git_ref: &str, letter: char, count: usize) -> Option<Version> {
     let rest = git_ref.strip_prefix(letter)?;
@@ -159,6 +171,27 @@ mod tests {
     fn display_keeps_the_given_components() {
         assert_eq!(v(&[1, 2, 0]).to_string(), "1.2.0");
         assert_eq!(v(&[2024, 5]).components(), &[2024, 5]);
+    }
+
+    #[test]
+    fn release_names_carry_versions_in_every_scheme() {
+        assert_eq!(release_version("v1.2.3"), Some(v(&[1, 2, 3])));
+        assert_eq!(release_version("2"), Some(v(&[2])));
+        assert_eq!(release_version("v12_0"), Some(v(&[12, 0])));
+        assert_eq!(release_version("w_2024_05"), Some(v(&[2024, 5])));
+        assert_eq!(release_version("d.2024.05.01"), Some(v(&[2024, 5, 1])));
+        assert!(release_version("v1.10") > release_version("v1.9"));
+        for draft in [
+            "main",
+            "DM-1234",
+            "u-alice-fix",
+            "1.2-rc1",
+            "",
+            "v",
+            "1.2.3.4.5",
+        ] {
+            assert_eq!(release_version(draft), None, "{draft:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! after a crash, converges on the same end state.
 
 pub mod copy;
+pub mod dashboard;
 pub mod delete;
 pub mod manifest;
 pub mod purge;
@@ -42,6 +43,9 @@ pub struct Services {
     /// The clients of the other organizations.
     pub organizations: Arc<OrgBackends>,
     pub config: WorkerConfig,
+    /// Keeper's external URL without the trailing `/` (`KEEPER_PUBLIC_URL`): where the default
+    /// organization publishes, for the absolute URLs of version lists.
+    pub public_base: String,
 }
 
 impl Services {

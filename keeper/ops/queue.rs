@@ -35,8 +35,8 @@ struct ClaimedId {
 
 /// Claimable: READY and due, or WORKING with an expired lease; and no older unfinished
 /// operation on the same edition (so an edition's operations run one at a time, in order); and,
-/// for a catalogue record, no older unfinished record of the same product (so a record is never
-/// written over by an older read of its row).
+/// for a catalogue record or a dashboard, no older unfinished one of the same kind and product
+/// (so neither is ever written over by an older read of its rows).
 const CLAIM_POSTGRES: &str = "UPDATE operations SET state = 'WORKING', lease_until = $1, \
     worker_id = $2, attempts = attempts + 1, date_updated = $3 \
     WHERE id = (SELECT o.id FROM operations o \
@@ -44,8 +44,8 @@ const CLAIM_POSTGRES: &str = "UPDATE operations SET state = 'WORKING', lease_unt
             OR (o.state = 'WORKING' AND o.lease_until < $3)) \
         AND NOT EXISTS (SELECT 1 FROM operations p WHERE p.edition_id = o.edition_id \
             AND p.id < o.id AND p.state IN ('READY', 'WORKING')) \
-        AND NOT (o.kind = 'write_record' AND EXISTS (SELECT 1 FROM operations r \
-            WHERE r.kind = 'write_record' AND r.product_id = o.product_id \
+        AND NOT (o.kind IN ('write_record', 'dashboard') AND EXISTS (SELECT 1 FROM operations r \
+            WHERE r.kind = o.kind AND r.product_id = o.product_id \
             AND r.id < o.id AND r.state IN ('READY', 'WORKING'))) \
         ORDER BY o.id LIMIT 1 FOR UPDATE SKIP LOCKED) \
     RETURNING id";
@@ -57,8 +57,8 @@ const CLAIM_SQLITE: &str = "UPDATE operations SET state = 'WORKING', lease_until
             OR (o.state = 'WORKING' AND o.lease_until < ?3)) \
         AND NOT EXISTS (SELECT 1 FROM operations p WHERE p.edition_id = o.edition_id \
             AND p.id < o.id AND p.state IN ('READY', 'WORKING')) \
-        AND NOT (o.kind = 'write_record' AND EXISTS (SELECT 1 FROM operations r \
-            WHERE r.kind = 'write_record' AND r.product_id = o.product_id \
+        AND NOT (o.kind IN ('write_record', 'dashboard') AND EXISTS (SELECT 1 FROM operations r \
+            WHERE r.kind = o.kind AND r.product_id = o.product_id \
             AND r.id < o.id AND r.state IN ('READY', 'WORKING'))) \
         ORDER BY o.id LIMIT 1) \
     RETURNING id";

@@ -26,10 +26,10 @@ use crate::domain::{BucketPrefix, BuildSlug, EditionSlug, ProductSlug};
 use crate::ops::copy::{
     changed_since_seal, copy_manifest, delete_missing_from, listed_keys, manifest_keys,
 };
-use crate::ops::manifest;
 use crate::ops::purge::purge_keys;
 use crate::ops::records::{self, Subject};
 use crate::ops::seal::ensure_sealed;
+use crate::ops::{dashboard, manifest};
 use crate::ops::{
     enqueue_kind, read_payload, stored, with_db, OpError, Outcome, ProgressCounter, Services,
     Targets,
@@ -237,6 +237,7 @@ pub async fn run(
         message: None,
         effects: Box::new(move |conn| {
             records::enqueue(conn, &product, Subject::Edition(edition_id))?;
+            dashboard::enqueue(conn, &product)?;
             let rebuilt = now();
             with_connection!(conn, c => diesel::update(editions::table.find(edition_id))
                 .set((

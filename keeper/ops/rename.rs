@@ -12,6 +12,7 @@ use crate::db::products::find_product_by_id;
 use crate::db::DbConnection;
 use crate::domain::{BucketPrefix, EditionSlug, OperationKind, ProductSlug};
 use crate::ops::copy::{delete_prefix, mirror, remove_leftovers, LEFTOVER_LIMIT};
+use crate::ops::dashboard;
 use crate::ops::purge::purge_keys;
 use crate::ops::{
     enqueue_kind, read_payload, stored, with_db, OpError, Outcome, ProgressCounter, Services,
@@ -97,5 +98,10 @@ pub async fn run(
     delete_prefix(store, &from, concurrency).await?;
     purge_keys(services, &keys).await?;
     tracing::info!(operation.id = operation.id, edition.id = edition.id, from = %from, to = %to, "edition renamed");
-    Ok(Outcome::done())
+    // The dashboards link the new slug from the request on; render them again now that its
+    // objects are there.
+    Ok(Outcome {
+        message: None,
+        effects: Box::new(move |conn| dashboard::enqueue(conn, &product).map(drop)),
+    })
 }

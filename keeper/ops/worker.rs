@@ -14,8 +14,8 @@ use crate::db::models::Operation;
 use crate::domain::OperationKind;
 use crate::ops::queue::{self, AfterFailure, QueueCounts};
 use crate::ops::{
-    delete, purge, rebuild, records, rename, seal, with_db, OpError, Outcome, ProgressCounter,
-    Services,
+    dashboard, delete, purge, rebuild, records, rename, seal, with_db, OpError, Outcome,
+    ProgressCounter, Services,
 };
 
 /// How often a working operation's progress (and lease) is written.
@@ -257,6 +257,7 @@ async fn run_kind(
         OperationKind::DeleteEdition => delete::edition(services, operation).await,
         OperationKind::DeleteBuild => delete::build(services, operation).await,
         OperationKind::Purge => purge::run(services, operation).await,
+        OperationKind::Dashboard => dashboard::run(services, operation).await,
         OperationKind::SealBuild => seal::run(services, operation).await,
         OperationKind::WriteRecord => records::run(services, operation).await,
     }

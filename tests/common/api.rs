@@ -231,7 +231,7 @@ impl Api {
 }
 
 /// The operations that publish: every kind but the bucket's bookkeeping (seals and records).
-pub const PUBLISHING: &str = "kind NOT IN ('seal_build', 'write_record')";
+pub const PUBLISHING: &str = "kind NOT IN ('seal_build', 'write_record', 'dashboard')";
 
 impl Api {
     /// Every product, build and edition the API lists, fetched whole, and each of the `also`

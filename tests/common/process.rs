@@ -180,7 +180,7 @@ impl KeeperProcess {
                     COALESCE(b.slug, '-') AS line
              FROM operations o LEFT JOIN editions e ON e.id = o.edition_id
                   LEFT JOIN builds b ON b.id = o.build_id
-             WHERE o.kind NOT IN ('seal_build', 'write_record') ORDER BY o.id",
+             WHERE o.kind NOT IN ('seal_build', 'write_record', 'dashboard') ORDER BY o.id",
         )
     }
 

@@ -182,6 +182,7 @@ impl Pipeline {
             purger: Arc::new(purger),
             organizations: Arc::new(keeper::startup::org_backends(&config).unwrap()),
             config: config.worker.clone(),
+            public_base: "http://keeper.test".to_owned(),
         };
         let worker = Worker::new(services.clone());
         Self {

@@ -10,11 +10,10 @@ set req.http.x-path = req.url.path;
 if (req.http.x-path ~ "(^|/)\.\.?(/|$)" || req.http.x-path ~ "(?i)%(2f|2e|5c|00)" || req.http.x-path ~ "//") {
   error 404 "Not Found";
 }
-if (req.http.x-path ~ "^/(v|builds)/[^/]+$") {
+# The dashboards and version lists keeper renders (no edition or build takes their names).
+if (req.http.x-path !~ "^/(v/(index\.html|switcher\.json|versions\.json)|builds/index\.html)$"
+    && (req.http.x-path ~ "^/(v|builds)/[^/]+$" || req.http.x-path ~ "^/(v|builds)$")) {
   error 750 "Add a slash";
-}
-if (req.http.x-path ~ "^/(v|builds)/?$") {
-  error 404 "Not Found";
 }
 set req.http.x-key = req.http.x-path;
 if (req.http.x-key ~ "/$") {
