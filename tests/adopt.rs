@@ -344,6 +344,25 @@ fn adopt_the_original(backend: TestBackend, from: &str, upload: bool) {
     ] {
         assert!(runtime.block_on(store.head(key)).is_ok(), "{key}");
     }
+    // Every adopted product's dashboards are rendered; the default edition of a 1.x product
+    // (`main`) leads its version list, at the product's old URL.
+    wait_for("the dashboards", Duration::from_secs(120), || {
+        runtime
+            .block_on(store.head("bench-p20/v/switcher.json"))
+            .is_ok()
+    });
+    let switcher: serde_json::Value = serde_json::from_slice(
+        &runtime
+            .block_on(async { store.get("bench-p01/v/switcher.json").await?.bytes().await })
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(switcher[0]["version"], "main", "{switcher}");
+    assert_eq!(switcher[0]["preferred"], true, "{switcher}");
+    assert_eq!(
+        switcher[0]["url"], "https://bench-p01.lsst.io/",
+        "{switcher}"
+    );
 
     if upload {
         publish_to_main(&serve);

@@ -221,6 +221,25 @@ fn changes_coalesce_into_at_most_two_renders(backend: TestBackend) {
     assert!(page.contains(">title 19</"), "{page}");
 }
 
+/// A render that failed (its purge refused) stays FAILED until the next request, which
+/// supersedes it and renders everything it would have.
+fn a_failed_render_is_superseded_by_the_next(backend: TestBackend) {
+    let p = Pipeline::start(backend, 1);
+    p.api.product(&p.admin, "demo");
+    p.drain();
+    let before = dashboard_states(&p).len();
+    p.fastly.fault_only(&product_key(&p));
+    p.fastly.fail_next(1, 403);
+    let queued = p.api.post("/products/demo/dashboard", &p.admin, json!({}));
+    assert_eq!(queued.status, 202);
+    assert_eq!(p.run_queue().failed, 1);
+    assert_eq!(dashboard_states(&p)[before..], ["FAILED"]);
+    let again = p.api.post("/products/demo/dashboard", &p.admin, json!({}));
+    assert_eq!(again.status, 202);
+    p.drain();
+    assert_eq!(dashboard_states(&p)[before..], ["SUPERSEDED", "OK"]);
+}
+
 /// `POST /products/<slug>/dashboard` and `POST /dashboards`: 202 with the queued renders
 /// (a queued one is answered again, not doubled); the files appear once the queue has run.
 fn the_routes_queue_renders(backend: TestBackend) {
@@ -296,6 +315,7 @@ fn dashboard_names_are_reserved(backend: TestBackend) {
 on_both_backends!(
     dashboards_list_editions_in_order_and_escape_user_input,
     changes_coalesce_into_at_most_two_renders,
+    a_failed_render_is_superseded_by_the_next,
     the_routes_queue_renders,
     dashboard_names_are_reserved,
 );

@@ -15,10 +15,10 @@ fn root_has_the_originals_shape(backend: TestBackend) {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().unwrap();
     assert_eq!(body["data"]["server_version"], env!("CARGO_PKG_VERSION"));
-    assert!(body["data"]["documentation"]
-        .as_str()
-        .unwrap()
-        .starts_with("https://"));
+    assert_eq!(
+        body["data"]["documentation"],
+        "https://docs.example.org/keeper/openapi.json"
+    );
     assert!(body["data"]["message"].is_string());
     // Links are absolute, under the configured external URL (behind a proxy).
     assert_eq!(
@@ -28,6 +28,7 @@ fn root_has_the_originals_shape(backend: TestBackend) {
             "self_url": "https://docs.example.org/keeper/",
             "token": "https://docs.example.org/keeper/token",
             "products": "https://docs.example.org/keeper/products/",
+            "docs": "https://docs.example.org/keeper/docs/",
         })
     );
 }

@@ -79,7 +79,11 @@ fn rebuild_publishes_exactly_the_build(backend: TestBackend) {
         p.s3.traffic
             .log()
             .into_iter()
-            .filter(|r| r.is_write() && !r.path.contains("/__keeper/"))
+            .filter(|r| {
+                r.is_write()
+                    && !r.path.contains("/__keeper/")
+                    && !ops_support::is_dashboard_file(&r.path)
+            })
             .collect();
     let last_write = writes.iter().map(|r| r.finished).max().unwrap();
     assert!(
@@ -169,9 +173,10 @@ fn rename_and_delete_touch_only_their_prefix(backend: TestBackend) {
 fn transient_faults_are_retried_until_they_clear(backend: TestBackend) {
     let p = Pipeline::start(backend, 6);
     p.api.product(&p.admin, "demo");
+    p.fault_only_the_main_edition("demo");
     let build = p.build("demo", &["main"], BUILD_FILES);
     // More failures than the SDK's own retries absorb: at least one attempt fails.
-    p.s3.traffic.fail_next_under(8, "PUT", "/v/", 500);
+    p.s3.traffic.fail_next_under(8, "PUT", "/v/__main/", 500);
     p.fastly.fail_next(1, 429);
     p.drain();
     assert_eq!(p.s3.traffic.failures_left(), 0);
@@ -193,6 +198,7 @@ fn transient_faults_are_retried_until_they_clear(backend: TestBackend) {
 fn persistent_faults_end_failed_and_can_be_retried(backend: TestBackend) {
     let p = Pipeline::start(backend, 2);
     p.api.product(&p.admin, "demo");
+    p.fault_only_the_main_edition("demo");
     p.fastly.fail_next(1000, 500);
     let build = p.build("demo", &["main"], BUILD_FILES);
     let counts = p.run_queue();
@@ -308,6 +314,7 @@ fn retry_needs_admin_product(backend: TestBackend) {
     let editor = p
         .api
         .user("editor", keeper::domain::Permissions::ADMIN_EDITION);
+    p.fault_only_the_main_edition("demo");
     p.fastly.fail_next(1000, 500);
     p.build("demo", &["main"], BUILD_FILES);
     assert_eq!(p.run_queue().failed, 1);
@@ -388,7 +395,7 @@ fn stalled_s3_requests_time_out_then_fail_clearly(backend: TestBackend) {
     let files = round_files(0);
     let build = p.build("demo", &["main"], &borrowed(&files));
     p.s3.traffic
-        .stall_next_under(u32::MAX, "PUT", "/v/", Duration::from_secs(3600));
+        .stall_next_under(u32::MAX, "PUT", "/v/__main/", Duration::from_secs(3600));
     let counts = p.run_queue_within(Duration::from_secs(120));
     assert_eq!(counts.failed, 1, "{counts:?}");
     let message = p
@@ -418,6 +425,7 @@ fn a_stalled_fastly_purge_times_out_and_is_retried(backend: TestBackend) {
     let p = Pipeline::start_with(backend, 4, Duration::from_millis(300));
     p.api.product(&p.admin, "demo");
     let files = round_files(0);
+    p.fault_only_the_main_edition("demo");
     let build = p.build("demo", &["main"], &borrowed(&files));
     p.fastly.stall_next(1);
     let counts = p.run_queue_within(Duration::from_secs(120));
@@ -484,7 +492,11 @@ fn several_workers_share_the_queue_without_double_work(backend: TestBackend) {
         p.s3.traffic
             .log()
             .into_iter()
-            .filter(|request| request.method == "PUT" && request.path.contains("/demo/v/"))
+            .filter(|request| {
+                request.method == "PUT"
+                    && request.path.contains("/demo/v/")
+                    && !ops_support::is_dashboard_file(&request.path)
+            })
             .count();
     assert_eq!(copies, (EDITIONS + 1) * files.len(), "copies made");
     let mut editions: Vec<String> = (0..EDITIONS).map(|n| format!("track{n}")).collect();

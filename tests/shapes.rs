@@ -118,6 +118,14 @@ fn responses_have_the_contracts_fields(backend: TestBackend) {
         )
         .body;
     assert_eq!(confirmed["uploaded"], true);
+    // The confirming answer also names the editions the build is being published to.
+    let mut confirm_fields = BUILD_FIELDS.to_vec();
+    confirm_fields.push("editions_updated");
+    assert_eq!(keys(&confirmed), sorted(&confirm_fields));
+    snapshot!(
+        "confirmed_editions",
+        stable(&api, &confirmed["editions_updated"])
+    );
 
     let edition = api.get("/editions/2").body;
     assert_eq!(keys(&edition), sorted(EDITION_FIELDS));
@@ -137,6 +145,9 @@ fn responses_have_the_contracts_fields(backend: TestBackend) {
     );
     let operation = api.get(&format!("/operations/{}", rebuild[0])).body;
     snapshot!("operation", stable(&api, &operation));
+    let render = api.post("/products/pipelines/dashboard", &admin, json!({}));
+    assert_eq!(render.status, 202);
+    snapshot!("dashboard_operation", stable(&api, &render.body));
 
     let user = api.post("/users/", &admin, json!({"username": "ci", "password": "a long password", "permissions": ["upload_build"]})).body;
     snapshot!("user", stable(&api, &user));

@@ -425,10 +425,7 @@ fn site_server_is_safe() {
     let site = Site::start();
     publish_demo(&site);
     for path in [
-        "/docs/",
         "/docs",
-        "/docs/demo/v/",
-        "/docs/demo/builds/",
         "/docs/demo/%2e%2e/%2e%2e/other/v/__main/secret.html",
         "/docs/demo/..%2f..%2fother/v/__main/secret.html",
         "/docs/demo/v/%2e%2e/%2e%2e/other/v/__main/secret.html",
@@ -442,13 +439,149 @@ fn site_server_is_safe() {
         let (status, body) = raw_get(&site, path);
         assert!(status == 404 || status == 301, "{path}: {status}");
         assert!(!body.contains("other product"), "{path}");
-        assert!(!body.contains("demo/"), "{path} lists keys: {body}");
+        assert!(!body.contains("v/__main"), "{path} lists keys: {body}");
     }
     // The API is untouched by the site routes.
     let response = site.get("/");
     assert_eq!(response.status(), 200);
     let body: Value = response.json().unwrap();
     assert!(body["data"]["server_version"].is_string());
+}
+
+/// `/docs/` lists the products; `v/` and `builds/` serve the dashboards (`index.html` named
+/// too); the version lists allow other origins; a missing page of a product answers the
+/// site's own `404.html` (the edition's, else the default edition's), else keeper's 404 page
+/// with links back; a browser at `/` is sent to `/docs/`, an API client gets JSON.
+#[test]
+fn site_pages_guide_readers() {
+    let site = Site::start();
+    publish_demo(&site);
+    let html = |response: reqwest::blocking::Response| {
+        assert!(header(&response, "content-type").starts_with("text/html"));
+        response.text().unwrap()
+    };
+    let listing = site.get("/docs/");
+    assert_eq!(listing.status(), 200);
+    let listing = html(listing);
+    assert!(listing.contains(">demo</a>"), "{listing}");
+    assert!(listing.contains("0 editions"), "{listing}");
+    assert!(listing.contains("nothing published yet"), "{listing}");
+    let bare = client().get(site.server.url("/docs")).send().unwrap();
+    assert_eq!(bare.status(), 301);
+    assert_eq!(header(&bare, "location"), "/docs/");
+
+    // Before the first render: keeper's 404, with the way back.
+    let missing = site.get("/docs/demo/v/");
+    assert_eq!(missing.status(), 404);
+    let missing = html(missing);
+    for link in [
+        "href=\"/docs/demo/\"",
+        "href=\"/docs/demo/v/\"",
+        "href=\"/docs/\"",
+    ] {
+        assert!(missing.contains(link), "{link} in {missing}");
+    }
+    site.put(
+        "demo/v/index.html",
+        b"<h1>editions</h1>",
+        page("productkey"),
+    );
+    site.put(
+        "demo/builds/index.html",
+        b"<h1>builds</h1>",
+        page("productkey"),
+    );
+    site.put("demo/v/switcher.json", b"[]", ObjectHeaders::default());
+    for path in ["/docs/demo/v/", "/docs/demo/v/index.html"] {
+        assert_eq!(
+            site.get(path).text().unwrap(),
+            "<h1>editions</h1>",
+            "{path}"
+        );
+    }
+    assert_eq!(
+        site.get("/docs/demo/builds/").text().unwrap(),
+        "<h1>builds</h1>"
+    );
+    for (path, location) in [
+        ("/docs/demo/v", "/docs/demo/v/"),
+        ("/docs/demo/builds", "/docs/demo/builds/"),
+    ] {
+        let response = client().get(site.server.url(path)).send().unwrap();
+        assert_eq!(response.status(), 301, "{path}");
+        assert_eq!(header(&response, "location"), location, "{path}");
+    }
+    let switcher = site.get("/docs/demo/v/switcher.json");
+    assert_eq!(header(&switcher, "access-control-allow-origin"), "*");
+    assert_eq!(header(&switcher, "content-type"), "application/json");
+    assert!(!site
+        .get("/docs/demo/v/")
+        .headers()
+        .contains_key("access-control-allow-origin"));
+    assert_eq!(site.get("/docs/demo/v/versions.json").status(), 404);
+
+    // The site's own 404 page: the edition's, else the default edition's.
+    site.put(
+        "demo/v/v1/404.html",
+        b"<h1>v1 has no such page</h1>",
+        page("v1key"),
+    );
+    let own = site.get("/docs/demo/v/v1/no/such.html");
+    assert_eq!(own.status(), 404);
+    assert_eq!(own.text().unwrap(), "<h1>v1 has no such page</h1>");
+    assert!(!html(site.get("/docs/demo/no-such.html")).contains("v1 has no such page"));
+    site.put(
+        "demo/v/__main/404.html",
+        b"<h1>main has no such page</h1>",
+        page("mainkey"),
+    );
+    for path in [
+        "/docs/demo/no-such.html",
+        "/docs/demo/v/v2/x.html",
+        "/docs/demo/builds/9/x",
+    ] {
+        let response = site.get(path);
+        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(
+            response.text().unwrap(),
+            "<h1>main has no such page</h1>",
+            "{path}"
+        );
+    }
+    let elsewhere = site.get_host("demo.example.org", "/nope.html");
+    assert_eq!(elsewhere.status(), 404);
+    assert_eq!(elsewhere.text().unwrap(), "<h1>main has no such page</h1>");
+    let unknown = html(site.get_host("plain.example.org", "/nope.html"));
+    assert!(unknown.contains("href=\"/v/\""), "{unknown}");
+    assert!(
+        !unknown.contains("/docs/"),
+        "a product host has no /docs/: {unknown}"
+    );
+
+    // Keeper's root: a browser goes to the product list, an API client reads JSON.
+    let browser = client()
+        .get(site.server.url("/"))
+        .header(
+            "Accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        )
+        .send()
+        .unwrap();
+    assert_eq!(browser.status(), 303);
+    assert!(header(&browser, "location").ends_with("/docs/"));
+    for accept in [
+        "application/json",
+        "*/*",
+        "application/json, text/html;q=0.5",
+    ] {
+        let api = client()
+            .get(site.server.url("/"))
+            .header("Accept", accept)
+            .send()
+            .unwrap();
+        assert_eq!(api.status(), 200, "{accept}");
+        assert_eq!(header(&api, "content-type"), "application/json", "{accept}");
+    }
 }
 
 #[test]

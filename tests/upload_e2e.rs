@@ -131,6 +131,15 @@ fn keeper_upload_publishes_a_build_to_keeper_serve() {
         "{}",
         output_text(&output)
     );
+    // The summary says where the docs will be: the editions the build updates.
+    assert!(
+        stdout.contains(&format!(
+            "updating 1 edition(s):\n  __main: {}/\n",
+            keeper.url("/docs/demo")
+        )),
+        "{}",
+        output_text(&output)
+    );
     let build = only_build(&keeper);
     assert_eq!(build["uploaded"], true, "{build}");
     assert_build_uploaded(&keeper.store_dir(), "demo", &build, &root);

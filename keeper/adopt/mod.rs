@@ -161,9 +161,10 @@ pub fn report(
         Some(queued) => {
             let _ = writeln!(
                 out,
-                "Queued: {} rebuilds (repairs below) and {} catalogue records (the bucket's \
-                 second record of the catalogue); a worker runs them",
-                queued.rebuilds, queued.records
+                "Queued: {} rebuilds (repairs below), {} catalogue records (the bucket's \
+                 second record of the catalogue) and {} renders of the products' dashboards and \
+                 version lists; a worker runs them",
+                queued.rebuilds, queued.records, queued.dashboards
             );
         }
         None => {

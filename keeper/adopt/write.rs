@@ -82,6 +82,8 @@ pub fn default_organization_id(conn: &mut DbConnection) -> anyhow::Result<i64> {
 pub struct Queued {
     pub rebuilds: usize,
     pub records: usize,
+    /// One render of each product's dashboards and version lists.
+    pub dashboards: usize,
 }
 
 /// Writes `plan` in one transaction: all of it or nothing.
@@ -183,6 +185,8 @@ pub fn write(conn: &mut DbConnection, plan: &Plan) -> anyhow::Result<Queued> {
                 records::enqueue(conn, &product, subject)?;
                 queued.records += 1;
             }
+            crate::ops::dashboard::enqueue(conn, &product)?;
+            queued.dashboards += 1;
         }
         Ok(queued)
     })

@@ -29,6 +29,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/").route(web::get().to(root::get_root)))
+        .service(web::resource("/favicon.ico").route(web::get().to(root::favicon)))
         .service(web::resource("/health/live").route(web::get().to(health::live)))
         .service(web::resource("/health/ready").route(web::get().to(health::ready)))
         .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)))

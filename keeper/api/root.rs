@@ -34,6 +34,19 @@ pub struct RootLinks {
     pub docs: String,
 }
 
+/// Keeper's icon: browsers ask every origin for `/favicon.ico`, and a 404 there is an error in
+/// every reader's console.
+const FAVICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 32 32\">\
+<rect x=\"5\" y=\"3\" width=\"22\" height=\"26\" rx=\"3\" fill=\"#0550ae\"/>\
+<path d=\"M10 10h12M10 15h12M10 20h8\" stroke=\"#fff\" stroke-width=\"2\"/></svg>";
+
+pub async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((header::CACHE_CONTROL, "max-age=86400"))
+        .body(FAVICON)
+}
+
 /// Whether the client prefers HTML to JSON (a browser's `Accept: text/html,...,*/*;q=0.8`);
 /// API clients send `application/json`, `*/*` or nothing.
 fn prefers_html(req: &HttpRequest) -> bool {

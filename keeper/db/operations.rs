@@ -65,6 +65,29 @@ pub fn enqueue(conn: &mut DbConnection, request: &Enqueue) -> QueryResult<Operat
         .get_result(c))
 }
 
+/// Marks the product's FAILED operations of `kind` SUPERSEDED with `message`: for work that
+/// reads the rows when it runs (a dashboard render), a newer request does all a failed one
+/// would have done, so the failure no longer needs an operator.
+pub fn supersede_failed_for_product(
+    conn: &mut DbConnection,
+    kind: OperationKind,
+    product_id: i64,
+    message: &str,
+) -> QueryResult<usize> {
+    with_connection!(conn, c => diesel::update(
+        operations::table
+            .filter(operations::product_id.eq(product_id))
+            .filter(operations::kind.eq(kind))
+            .filter(operations::state.eq(OperationState::Failed)),
+    )
+    .set((
+        operations::state.eq(OperationState::Superseded),
+        operations::message.eq(message),
+        operations::date_updated.eq(now()),
+    ))
+    .execute(c))
+}
+
 /// The product's oldest queued (READY) operation of `kind`, if any.
 pub fn find_ready_for_product(
     conn: &mut DbConnection,

@@ -40,7 +40,8 @@ named_values!(
         Ok => "OK",
         /// Gave up; an operator may retry it.
         Failed => "FAILED",
-        /// A newer rebuild of the same edition replaced it before it ran.
+        /// A newer request replaced it: a rebuild of the same edition before it ran, or a
+        /// render of the same product's dashboards after it failed.
         Superseded => "SUPERSEDED",
     }
 );

@@ -7,7 +7,8 @@
 //! deleted). Requests coalesce: while one is queued (READY) a new request adds nothing, since
 //! the render reads the rows when it runs, so it shows the newest state; a product's renders
 //! run one at a time in id order (the queue's claim rule), so an older read never lands after a
-//! newer one. Ten changes while a render is working thus cost at most two renders.
+//! newer one. Ten changes while a render is working thus cost at most two renders. A render
+//! that FAILED is SUPERSEDED by the next request, which shows all it would have.
 
 use std::collections::HashMap;
 
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::builds::{find_builds, newest_confirmed_builds};
 use crate::db::editions::list_editions;
 use crate::db::models::{now, Build, Edition, Operation, Organization, Product};
-use crate::db::operations::find_ready_for_product;
+use crate::db::operations::{find_ready_for_product, supersede_failed_for_product};
 use crate::db::organizations::find_organization;
 use crate::db::products::find_product_by_id;
 use crate::db::DbConnection;
@@ -47,8 +48,15 @@ pub struct Payload {
 }
 
 /// Asks for `product`'s dashboards to be rendered again, in the change's transaction; nothing
-/// is added while a render is already queued. Returns the queued render.
+/// is added while a render is already queued. Returns the queued render. Renders that FAILED
+/// are SUPERSEDED by it: it shows everything they would have.
 pub fn enqueue(conn: &mut DbConnection, product: &Product) -> QueryResult<Operation> {
+    supersede_failed_for_product(
+        conn,
+        OperationKind::Dashboard,
+        product.id,
+        "Superseded by a newer render of the product's dashboards.",
+    )?;
     if let Some(queued) = find_ready_for_product(conn, OperationKind::Dashboard, product.id)? {
         return Ok(queued);
     }
@@ -129,6 +137,10 @@ fn render(
         title: snapshot.product.title.clone(),
         url: product_url(&layout, &slug),
         doc_repo: snapshot.product.doc_repo.clone(),
+        published: snapshot
+            .editions
+            .iter()
+            .any(|edition| edition.kind == EditionKind::Main && edition.build_id.is_some()),
     };
     let mut editions = Vec::with_capacity(snapshot.editions.len());
     for edition in &snapshot.editions {

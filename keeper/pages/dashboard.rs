@@ -28,6 +28,8 @@ pub struct ProductView {
     /// Its published URL (the default edition's), without the trailing `/`.
     pub url: String,
     pub doc_repo: String,
+    /// Whether its default edition shows a build (else its URL is a 404, not linked).
+    pub published: bool,
 }
 
 /// A build as the dashboards show it.
@@ -142,8 +144,13 @@ fn header(product: &ProductView, heading: &str) -> String {
         } else {
             String::new()
         };
+    let default = if product.published {
+        "<a href=\"../\">Default edition</a>"
+    } else {
+        ""
+    };
     format!(
-        "<header>\n<p class=\"muted\">{}</p>\n<h1>{}</h1>\n<nav><a href=\"../\">Default edition</a>\
+        "<header>\n<p class=\"muted\">{}</p>\n<h1>{}</h1>\n<nav>{default}\
          <a href=\"../v/\">Editions</a><a href=\"../builds/\">Builds</a>{repo}</nav>\n</header>",
         escape(&product.title),
         escape(heading),
@@ -217,12 +224,24 @@ pub fn editions_page(
             slug = escape(&edition.slug),
         ));
     }
+    let summary = if product.published {
+        format!(
+            "{} editions. The default edition is at <a href=\"../\">{}</a>.",
+            editions.len(),
+            escape(&product.url)
+        )
+    } else {
+        format!(
+            "{} editions. Nothing is published yet: the default edition is at {} once a build \
+             of its tracked branch is confirmed.",
+            editions.len(),
+            escape(&product.url)
+        )
+    };
     let body = format!(
-        "{}\n<main>\n<p class=\"muted\">{} editions. The default edition is at \
-         <a href=\"../\">{}</a>.</p>\n<ul class=\"cards\">\n{items}</ul>\n</main>\n{}",
+        "{}\n<main>\n<p class=\"muted\">{summary}</p>\n<ul class=\"cards\">\n{items}</ul>\n\
+         </main>\n{}",
         header(product, "Editions"),
-        editions.len(),
-        escape(&product.url),
         footer(now),
     );
     page(&format!("{} editions", product.title), &body)
@@ -393,6 +412,7 @@ pub(crate) mod tests {
             title: "Demo <docs>".into(),
             url: "https://example.org/docs/demo".into(),
             doc_repo: "https://github.com/x/\"demo\"".into(),
+            published: true,
         }
     }
 
@@ -432,6 +452,18 @@ pub(crate) mod tests {
         assert!(html.contains("build <a href=\"../builds/1/\">1</a> <code>main</code>"));
         assert!(html.contains("tracking <code>tickets/DM-9</code>"));
         assert!(!html.contains("href=\"./DM-9/\""));
+
+        let unpublished = ProductView {
+            published: false,
+            ..product()
+        };
+        for html in [
+            editions_page(&unpublished, &[], at(3)),
+            builds_page(&unpublished, &[], 0, at(3)),
+        ] {
+            assert!(!html.contains("href=\"../\""), "{html}");
+            assert!(html.contains("href=\"../v/\""));
+        }
     }
 
     #[test]

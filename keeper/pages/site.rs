@@ -20,16 +20,20 @@ pub fn products_page(products: &[ProductEntry]) -> String {
     let mut items = String::new();
     for product in products {
         let url = escape(&product.url);
-        let default = match &product.default_edition {
-            Some(title) => format!("default edition: {}", escape(title)),
-            None => "nothing published yet".to_owned(),
+        // A product with nothing published links its editions page rather than a 404.
+        let (home, default) = match &product.default_edition {
+            Some(title) => (
+                format!("{url}/"),
+                format!("default edition: {}", escape(title)),
+            ),
+            None => (format!("{url}/v/"), "nothing published yet".to_owned()),
         };
         let editions = match product.editions {
             1 => "1 edition".to_owned(),
             n => format!("{n} editions"),
         };
         items.push_str(&format!(
-            "<li><a class=\"title\" href=\"{url}/\">{title}</a><p class=\"meta\"><code>{slug}\
+            "<li><a class=\"title\" href=\"{home}\">{title}</a><p class=\"meta\"><code>{slug}\
              </code> · {default} · <a href=\"{url}/v/\">{editions}</a> · \
              <a href=\"{url}/builds/\">builds</a></p></li>\n",
             title = escape(&product.title),
@@ -104,6 +108,15 @@ mod tests {
         assert!(html.contains("default edition: Latest"));
         assert!(html.contains("href=\"http://127.0.0.1:8080/docs/demo/v/\">3 editions</a>"));
         assert!(products_page(&[]).contains("No documentation is published here yet"));
+        let unpublished = products_page(&[ProductEntry {
+            slug: "new".into(),
+            title: "New".into(),
+            url: "http://k/docs/new".into(),
+            default_edition: None,
+            editions: 1,
+        }]);
+        assert!(unpublished.contains("href=\"http://k/docs/new/v/\">New</a>"));
+        assert!(unpublished.contains("nothing published yet"));
     }
 
     #[test]

@@ -300,6 +300,7 @@ pub fn test_sessions() -> keeper::auth::session::SessionKeys {
     keeper::auth::session::SessionKeys::new(&secrecy::SecretString::from("t".repeat(32)), 3600)
 }
 pub mod api;
+pub mod chrome;
 pub mod garage;
 pub mod process;
 pub mod varnish;

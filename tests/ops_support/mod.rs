@@ -24,6 +24,14 @@ use crate::common::api::Api;
 use crate::common::TestBackend;
 use crate::storage_support::S3TestServer;
 
+/// Whether an S3 request path is a write of a rendered dashboard or version list
+/// (`ops::dashboard`), which every change of a product causes besides its publishing work.
+pub fn is_dashboard_file(path: &str) -> bool {
+    keeper::domain::DashboardFile::ALL
+        .iter()
+        .any(|file| path.ends_with(&format!("/{}/{}", file.section(), file.name())))
+}
+
 pub const FASTLY_SERVICE: &str = "SU1Z0isxPaozGVKXdv0eY";
 
 /// One purge request the Fastly stand-in received.
@@ -41,6 +49,9 @@ pub struct FastlyLog {
     status: Arc<AtomicU16>,
     /// Requests still to be held for an hour (the client gives up first).
     stalls: Arc<AtomicU32>,
+    /// When set, faults only hit purges naming this key (an edition's, not the product key
+    /// that dashboard renders purge meanwhile).
+    faulted_key: Arc<Mutex<Option<String>>>,
 }
 
 impl FastlyLog {
@@ -66,6 +77,11 @@ impl FastlyLog {
         self.stalls.store(count, Ordering::SeqCst);
     }
 
+    /// From now on, faults hit only purges that name `key`.
+    pub fn fault_only(&self, key: &str) {
+        *self.faulted_key.lock().unwrap() = Some(key.to_owned());
+    }
+
     pub fn stalls_left(&self) -> u32 {
         self.stalls.load(Ordering::SeqCst)
     }
@@ -73,21 +89,6 @@ impl FastlyLog {
 
 impl Respond for FastlyLog {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let failing = self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing {
-            return ResponseTemplate::new(self.status.load(Ordering::SeqCst))
-                .set_body_string("injected");
-        }
-        let stalled = self
-            .stalls
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if stalled {
-            return ResponseTemplate::new(200).set_delay(Duration::from_secs(3600));
-        }
         let mut keys: Vec<String> = request
             .headers
             .get("surrogate-key")
@@ -98,6 +99,27 @@ impl Respond for FastlyLog {
             if request.url.path().contains("/purge/") {
                 keys.push(key.to_owned());
             }
+        }
+        let faultable = match &*self.faulted_key.lock().unwrap() {
+            Some(only) => keys.contains(only),
+            None => true,
+        };
+        let failing = faultable
+            && self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if failing {
+            return ResponseTemplate::new(self.status.load(Ordering::SeqCst))
+                .set_body_string("injected");
+        }
+        let stalled = faultable
+            && self
+                .stalls
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if stalled {
+            return ResponseTemplate::new(200).set_delay(Duration::from_secs(3600));
         }
         self.purges.lock().unwrap().push(Purge {
             keys,
@@ -290,6 +312,12 @@ impl Pipeline {
         );
         assert_eq!(confirmed.status, 200, "{confirmed:?}");
         confirmed.body
+    }
+
+    /// Faults injected into Fastly from now on hit only the purges of `product`'s default
+    /// edition (`__main`), not the product-key purges of dashboard renders.
+    pub fn fault_only_the_main_edition(&self, product: &str) {
+        self.fastly.fault_only(&self.edition_key(product, "__main"));
     }
 
     /// The surrogate key of an edition, from the database.
