@@ -325,16 +325,6 @@ async fn serve(
         Target::AddSlash => return redirect_with_slash(req),
         Target::NotFound => return not_found(links.as_ref()),
     };
-    let missing = |site_server: &SiteServer| {
-        product_not_found(
-            req,
-            site_server.clone(),
-            product.to_owned(),
-            site_prefix.clone(),
-            links.clone(),
-            origin,
-        )
-    };
     let head = match site.store.head(&key).await {
         Ok(head) => head,
         Err(StorageError::NotFound { .. } | StorageError::InvalidKey { .. }) => {
@@ -343,7 +333,15 @@ async fn serve(
             if !directory && site.store.head(&format!("{key}/index.html")).await.is_ok() {
                 return redirect_with_slash(req);
             }
-            return missing(site).await;
+            return product_not_found(
+                req,
+                site,
+                product,
+                site_prefix.as_ref(),
+                links.as_ref(),
+                origin,
+            )
+            .await;
         }
         Err(err) => return unavailable(err),
     };
@@ -383,7 +381,17 @@ async fn serve(
     }
     match site.store.get(&key).await {
         Ok(object) => response.body(SizedStream::new(object.head.summary.size, object.body)),
-        Err(StorageError::NotFound { .. }) => missing(site).await,
+        Err(StorageError::NotFound { .. }) => {
+            product_not_found(
+                req,
+                site,
+                product,
+                site_prefix.as_ref(),
+                links.as_ref(),
+                origin,
+            )
+            .await
+        }
         Err(err) => unavailable(err),
     }
 }
@@ -419,19 +427,19 @@ async fn products_index(state: &AppState) -> HttpResponse {
 /// else keeper's 404 page with links to the product's default edition and dashboards.
 async fn product_not_found(
     req: &HttpRequest,
-    site: SiteServer,
-    product: String,
-    site_prefix: Option<BucketPrefix>,
-    links: Option<NotFoundLinks>,
+    site: &SiteServer,
+    product: &str,
+    site_prefix: Option<&BucketPrefix>,
+    links: Option<&NotFoundLinks>,
     origin: Origin,
 ) -> HttpResponse {
-    let Ok(slug) = ProductSlug::parse(&product) else {
+    let Ok(slug) = ProductSlug::parse(product) else {
         return not_found(None);
     };
     let default = BucketPrefix::edition(&slug, &site.default_editions.of(&slug));
     let mut candidates = Vec::with_capacity(2);
     if let Some(prefix) = site_prefix {
-        candidates.push(prefix);
+        candidates.push(prefix.clone());
     }
     if !candidates.contains(&default) {
         candidates.push(default);
@@ -458,7 +466,7 @@ async fn product_not_found(
             .body(SizedStream::new(object.head.summary.size, object.body))
             .into_kept();
     }
-    not_found(links.as_ref())
+    not_found(links)
 }
 
 /// Marks a response whose body is for readers, so the JSON error middleware keeps it.

@@ -25,7 +25,7 @@ use crate::db::organizations::find_organization;
 use crate::db::products::find_product_by_id;
 use crate::db::DbConnection;
 use crate::domain::{
-    edition_url, product_url, DashboardFile, EditionKind, OperationKind, ProductSlug,
+    edition_url, product_url, DashboardFile, EditionKind, EditionSlug, OperationKind, ProductSlug,
     PublishingLayout,
 };
 use crate::ops::purge::purge_keys;
@@ -144,7 +144,7 @@ fn render(
     };
     let mut editions = Vec::with_capacity(snapshot.editions.len());
     for edition in &snapshot.editions {
-        let edition_slug = crate::domain::EditionSlug::parse(&edition.slug).map_err(|err| {
+        let edition_slug = EditionSlug::parse(&edition.slug).map_err(|err| {
             OpError::Permanent(format!(
                 "edition {} has an unusable slug: {err}",
                 edition.id
@@ -214,7 +214,7 @@ pub async fn run(services: &Services, operation: &Operation) -> Result<Outcome, 
         )));
     };
     let snapshot = with_db(&services.pool, move |conn| {
-        Ok(read_snapshot(conn, product_id).context("reading the product's editions and builds")?)
+        read_snapshot(conn, product_id).context("reading the product's editions and builds")
     })
     .await?;
     let files = render(&snapshot, &services.public_base)?;
