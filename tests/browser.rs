@@ -4,32 +4,18 @@
 mod common;
 
 use common::api::Api;
+use common::chrome::{require_chromium, CHROMIUM, HEADLESS};
 use common::TestBackend;
 use keeper::domain::Permissions;
 use keeper::storage::{ObjectHeaders, ObjectStore};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 /// The page's DOM after its scripts ran, as headless Chromium renders `url`.
 fn rendered(url: &str) -> String {
-    assert!(
-        std::path::Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: ./scripts/test installs Debian's chromium package"
-    );
+    require_chromium();
     let profile = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-        ])
+        .args(HEADLESS)
+        .args(["--virtual-time-budget=10000", "--dump-dom"])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(url)
         .output()

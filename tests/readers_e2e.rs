@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::chrome::Browser;
 use common::client;
-use common::process::{output_text, wait_for, KeeperProcess, PASSWORD, USER};
+use common::process::{ltd_upload_succeeds, output_text, wait_for, KeeperProcess};
 
 fn tool(variable: &str, script: &str) -> PathBuf {
     let path = std::env::var(variable).unwrap_or_else(|_| {
@@ -71,22 +71,6 @@ html_extra_path = ["extra"]
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", output_text(&output));
-}
-
-fn ltd_upload(ltd: &Path, keeper: &KeeperProcess, dir: &Path, git_ref: &str) {
-    let output = Command::new(ltd)
-        .args(["--host", &keeper.base, "-u", USER, "-p", PASSWORD, "upload"])
-        .args(["--product", "demo", "--git-ref", git_ref, "--dir"])
-        .arg(dir)
-        .env_remove("LTD_SKIP_UPLOAD")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        output_text(&output),
-        keeper.log()
-    );
 }
 
 fn settle(keeper: &KeeperProcess) {
@@ -176,7 +160,6 @@ fn errors_besides_own_404(browser: &mut Browser, url: &str) -> Vec<String> {
 
 #[test]
 fn a_real_theme_lists_keepers_editions_and_the_embedded_site_has_no_broken_link() {
-    let ltd = tool("KEEPER_TEST_LTD", "install-ltd-conveyor");
     let sphinx = tool("KEEPER_TEST_SPHINX", "install-sphinx");
     let keeper = KeeperProcess::start(&[("KEEPER_SERVE_RUNS_WORKER", "true")]);
     keeper.create_product("demo");
@@ -192,7 +175,7 @@ fn a_real_theme_lists_keepers_editions_and_the_embedded_site_has_no_broken_link(
             edition,
             &out,
         );
-        ltd_upload(&ltd, &keeper, &out, git_ref);
+        ltd_upload_succeeds(&keeper, "demo", &out, git_ref);
     }
     settle(&keeper);
 

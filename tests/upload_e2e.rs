@@ -13,22 +13,12 @@ use std::path::Path;
 use std::process::Command;
 
 use common::process::{
-    assert_build_uploaded, generate_site, keeper_upload_site, keeper_upload_succeeds, output_text,
-    wait_for, KeeperProcess, PASSWORD, USER,
+    assert_build_uploaded, generate_site, keeper_upload_site, keeper_upload_succeeds,
+    ltd_upload_succeeds, output_text, wait_for, KeeperProcess, PASSWORD, USER,
 };
 use serde_json::Value;
 
 const SITE_FILES: usize = 300;
-
-fn ltd_executable() -> String {
-    std::env::var("KEEPER_TEST_LTD").unwrap_or_else(|_| {
-        panic!(
-            "KEEPER_TEST_LTD is not set: run the suite with ./scripts/test, which installs \
-             ltd-conveyor==0.8.4 in a virtual environment under ~/.cache/keeper-tools, or set it \
-             to the path of an `ltd` executable"
-        )
-    })
-}
 
 fn only_build(keeper: &KeeperProcess) -> Value {
     let builds = keeper.builds("demo");
@@ -51,23 +41,6 @@ fn assert_main_rebuild_queued(keeper: &KeeperProcess, slug: &str) {
     assert_eq!(main["pending_rebuild"], true, "{main}");
 }
 
-/// Runs the unchanged `ltd upload` of `root` as product `demo`, ref `main`; it must succeed.
-fn ltd_upload_succeeds(ltd: &str, keeper: &KeeperProcess, root: &Path) {
-    let output = Command::new(ltd)
-        .args(["--host", &keeper.base, "-u", USER, "-p", PASSWORD, "upload"])
-        .args(["--product", "demo", "--dir", root.to_str().unwrap()])
-        .args(["--git-ref", "main"])
-        .env_remove("LTD_SKIP_UPLOAD")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        output_text(&output),
-        keeper.log()
-    );
-}
-
 fn site(dir: &Path) -> std::path::PathBuf {
     let root = dir.join("site");
     generate_site(&root, SITE_FILES);
@@ -76,13 +49,12 @@ fn site(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn ltd_upload_publishes_a_build_to_keeper_serve() {
-    let ltd = ltd_executable();
     let keeper = KeeperProcess::start(&[]);
     keeper.create_product("demo");
     let work = tempfile::tempdir().unwrap();
     let root = site(work.path());
 
-    ltd_upload_succeeds(&ltd, &keeper, &root);
+    ltd_upload_succeeds(&keeper, "demo", &root, "main");
 
     let build = only_build(&keeper);
     assert_eq!(build["uploaded"], true, "{build}");
@@ -295,7 +267,6 @@ fn a_server_gone_midway_leaves_the_build_unconfirmed() {
 
 #[test]
 fn ltd_upload_then_the_worker_publishes_the_default_edition() {
-    let ltd = ltd_executable();
     // This time `keeper serve` runs the operations worker, as it does by default.
     let keeper = KeeperProcess::start(&[
         ("KEEPER_SERVE_RUNS_WORKER", "true"),
@@ -304,7 +275,7 @@ fn ltd_upload_then_the_worker_publishes_the_default_edition() {
     keeper.create_product("demo");
     let work = tempfile::tempdir().unwrap();
     let root = site(work.path());
-    ltd_upload_succeeds(&ltd, &keeper, &root);
+    ltd_upload_succeeds(&keeper, "demo", &root, "main");
     let build = only_build(&keeper);
 
     // The rebuild of __main runs to OK; then the edition shows the build and serves its pages.

@@ -15,6 +15,26 @@ use super::process::wait_for;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Headless, in a container, with nothing fetched but what a page asks for.
+pub const HEADLESS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
+/// Fails the test with what to do when Debian's Chromium is not installed.
+pub fn require_chromium() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: ./scripts/test installs Debian's chromium package"
+    );
+}
+
 /// A browser process and one tab, attached.
 pub struct Browser {
     child: Child,
@@ -29,24 +49,11 @@ pub struct Browser {
 
 impl Browser {
     pub fn launch() -> Self {
-        assert!(
-            Path::new(CHROMIUM).exists(),
-            "{CHROMIUM} is missing: ./scripts/test installs Debian's chromium package"
-        );
+        require_chromium();
         let profile = tempfile::tempdir().unwrap();
         let child = Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1280,900",
-                "--remote-debugging-port=0",
-            ])
+            .args(HEADLESS)
+            .args(["--window-size=1280,900", "--remote-debugging-port=0"])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdout(Stdio::null())

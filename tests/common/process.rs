@@ -267,6 +267,35 @@ pub fn keeper_upload_succeeds(
     output
 }
 
+/// The real `ltd` (ltd-conveyor 0.8.4): `KEEPER_TEST_LTD`, which `./scripts/test` sets.
+pub fn ltd_executable() -> String {
+    std::env::var("KEEPER_TEST_LTD").unwrap_or_else(|_| {
+        panic!(
+            "KEEPER_TEST_LTD is not set: run the suite with ./scripts/test, which installs \
+             ltd-conveyor==0.8.4 in a virtual environment under ~/.cache/keeper-tools, or set it \
+             to the path of an `ltd` executable"
+        )
+    })
+}
+
+/// Runs the unchanged `ltd upload` of `root` as a build of `git_ref` for `product`, as the
+/// bootstrap user; it must succeed (the server's log is in the failure message).
+pub fn ltd_upload_succeeds(keeper: &KeeperProcess, product: &str, root: &Path, git_ref: &str) {
+    let output = Command::new(ltd_executable())
+        .args(["--host", &keeper.base, "-u", USER, "-p", PASSWORD, "upload"])
+        .args(["--product", product, "--git-ref", git_ref, "--dir"])
+        .arg(root)
+        .env_remove("LTD_SKIP_UPLOAD")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        output_text(&output),
+        keeper.log()
+    );
+}
+
 /// A finished command's status, stdout and stderr, for assertion messages.
 pub fn output_text(output: &Output) -> String {
     format!(
