@@ -389,6 +389,13 @@ pub(crate) mod tests {
             slugs(vec![older, pinned, latest]),
             ["latest", "stable", "pinned"]
         );
+        // git_ref: by the ref it tracks, whatever the edition is called.
+        let git_ref = vec![
+            edition("one", GitRef, &["v1.2.9"], 3),
+            edition("two", GitRef, &["v1.2.10"], 1),
+            edition("branch", GitRef, &["feature"], 9),
+        ];
+        assert_eq!(slugs(git_ref), ["two", "one", "branch"]);
     }
 
     #[test]
