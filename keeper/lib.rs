@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub(crate) mod error;
+pub mod metrics;
 pub mod ops;
 pub mod org_admin;
 pub mod pages;

@@ -146,6 +146,27 @@ pub fn start_http_with(
     Ok(server.listen(listener).context("listening")?.run())
 }
 
+/// `keeper worker`'s listener for `/metrics` and its probes, when `KEEPER_WORKER_METRICS_BIND`
+/// is set; stopped with the worker.
+pub fn start_worker_http(config: &Config, pool: &DbPool) -> anyhow::Result<Option<Server>> {
+    let Some(bind) = config.worker.metrics_bind else {
+        return Ok(None);
+    };
+    let pool = pool.clone();
+    let server = HttpServer::new(move || {
+        let pool = pool.clone();
+        actix_web::App::new()
+            .configure(move |routes| crate::api::scrape::worker_routes(routes, pool))
+    })
+    .disable_signals()
+    .workers(1)
+    .bind(bind)
+    .with_context(|| format!("binding KEEPER_WORKER_METRICS_BIND={bind}"))?
+    .run();
+    tracing::info!(%bind, "worker metrics and probes on http://{bind}/metrics");
+    Ok(Some(server))
+}
+
 /// Opens the configured object store.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
     Ok(match &config.storage.backend {

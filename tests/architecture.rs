@@ -13,14 +13,15 @@ const TOP_FLOORS: [&str; 5] = ["api", "cli", "server", "startup", "worker"];
 const ALLOWED: &[(&str, &[&str])] = &[
     ("config", &[]),
     ("domain", &[]),
+    ("metrics", &[]),
     ("retry", &[]),
     ("shutdown", &[]),
     ("telemetry", &["config"]),
     ("crypto", &["config"]),
-    ("storage", &["config", "domain", "retry"]),
-    ("cdn", &["config", "retry"]),
+    ("storage", &["config", "domain", "metrics", "retry"]),
+    ("cdn", &["config", "metrics", "retry"]),
     ("db", &["config", "domain"]),
-    ("auth", &["config", "db", "domain"]),
+    ("auth", &["config", "db", "domain", "metrics"]),
     ("pages", &["domain"]),
     (
         "backends",
@@ -29,7 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "ops",
         &[
-            "backends", "cdn", "config", "db", "domain", "pages", "retry", "storage",
+            "backends", "cdn", "config", "db", "domain", "metrics", "pages", "retry", "storage",
         ],
     ),
     ("catalog", &["db", "domain", "ops"]),

@@ -18,6 +18,7 @@ pub(crate) mod products;
 pub(crate) mod publishing;
 pub(crate) mod request_log;
 pub(crate) mod root;
+pub(crate) mod scrape;
 pub mod sites;
 pub(crate) mod token;
 pub(crate) mod tokens;
@@ -29,6 +30,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/").route(web::get().to(root::get_root)))
+        .service(web::resource("/metrics").route(web::get().to(scrape::get_metrics)))
         .service(web::resource("/favicon.ico").route(web::get().to(root::favicon)))
         .service(web::resource("/health/live").route(web::get().to(health::live)))
         .service(web::resource("/health/ready").route(web::get().to(health::ready)))

@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{guard, web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use actix_web::{guard, web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
 use percent_encoding::percent_decode_str;
 
 use crate::api::app::AppState;
@@ -36,6 +36,11 @@ use crate::storage::{ObjectHead, ObjectStore, StorageError};
 
 /// Where the default organization's products are served (path layout).
 pub const PATH_PREFIX: &str = "/docs";
+
+/// Marks a request the site server answered, for the metrics' `route` label (`site`): its
+/// scopes match no route template.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishedPage;
 
 #[derive(Debug, Clone)]
 pub struct SiteServer {
@@ -244,6 +249,7 @@ async fn serve_by_path(
     site: web::Data<SiteServer>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    req.extensions_mut().insert(PublishedPage);
     let path = req.path();
     let after = path.strip_prefix(PATH_PREFIX).unwrap_or_default();
     let Some(after) = after.strip_prefix('/') else {
@@ -264,6 +270,7 @@ async fn serve_by_path(
 }
 
 async fn serve_by_host(req: HttpRequest, site: web::Data<SiteServer>) -> HttpResponse {
+    req.extensions_mut().insert(PublishedPage);
     let Some(domain) = site.root_domain.as_deref() else {
         return not_found(None);
     };

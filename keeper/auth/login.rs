@@ -113,7 +113,10 @@ impl LoginGuard {
         .flatten()
         .max();
         match wait {
-            Some(retry_after) => Err(Throttled { retry_after }),
+            Some(retry_after) => {
+                crate::metrics::metrics().logins_throttled.inc();
+                Err(Throttled { retry_after })
+            }
             None => Ok(()),
         }
     }
@@ -123,6 +126,7 @@ impl LoginGuard {
         if succeeded {
             self.users.clear(&user_key(username));
         } else {
+            crate::metrics::metrics().logins_failed.inc();
             let now = Instant::now();
             self.users.fail(&user_key(username), now);
             self.clients.fail(client, now);

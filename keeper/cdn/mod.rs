@@ -45,6 +45,18 @@ impl PurgeError {
             Self::InvalidKey(_) => false,
         }
     }
+
+    /// Its kind, as the `cdn_errors` metric counts it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Status { status: 429, .. } => "throttled",
+            Self::Status { status, .. } if *status >= 500 => "server",
+            Self::Status { .. } => "refused",
+            Self::Network { source, .. } if source.is_timeout() => "timeout",
+            Self::Network { .. } => "network",
+            Self::InvalidKey(_) => "invalid_key",
+        }
+    }
 }
 
 /// Evicts cached pages by surrogate key.
@@ -117,6 +129,8 @@ pub fn from_config(config: &CdnConfig) -> std::sync::Arc<dyn Purger> {
     }
 }
 
+use crate::metrics::metrics;
+
 /// Runs `attempt` until it succeeds, fails for good, or the policy's attempts are spent.
 pub(crate) async fn with_retries<F, Fut>(
     policy: &RetryPolicy,
@@ -128,7 +142,14 @@ where
 {
     let mut number = 1;
     loop {
-        match attempt().await {
+        let result = attempt().await;
+        match &result {
+            Ok(()) => {
+                metrics().purges.inc();
+            }
+            Err(err) => metrics().cdn_error(err.kind()),
+        }
+        match result {
             Ok(()) => return Ok(()),
             Err(err) if err.is_transient() && number < policy.max_attempts => {
                 let wait = policy.backoff(number);

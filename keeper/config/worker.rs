@@ -1,5 +1,7 @@
 //! `KEEPER_SERVE_RUNS_WORKER`, `KEEPER_WORKER_*`, `KEEPER_COPY_CONCURRENCY`.
 
+use std::net::SocketAddr;
+
 use std::time::Duration;
 
 use super::vars::Vars;
@@ -22,6 +24,8 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// Object copies (and deletes) in flight per operation.
     pub copy_concurrency: usize,
+    /// Where `keeper worker` answers `/metrics` and its health probes; none when unset.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 pub(super) fn read<F: Fn(&str) -> Option<String>>(
@@ -37,5 +41,10 @@ pub(super) fn read<F: Fn(&str) -> Option<String>>(
         max_backoff: millis("KEEPER_WORKER_MAX_BACKOFF_MS", 300_000)?,
         poll_interval: millis("KEEPER_WORKER_POLL_MS", 1_000)?.max(Duration::from_millis(10)),
         copy_concurrency: vars.number("KEEPER_COPY_CONCURRENCY", 32usize)?.max(1),
+        metrics_bind: vars.parse("KEEPER_WORKER_METRICS_BIND", None, |raw| {
+            raw.parse()
+                .map(Some)
+                .map_err(|err| format!("expected host:port such as 0.0.0.0:9100 ({err})"))
+        })?,
     })
 }

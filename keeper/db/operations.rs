@@ -2,6 +2,8 @@
 
 use std::collections::HashSet;
 
+use chrono::NaiveDateTime;
+
 use diesel::prelude::*;
 
 use crate::db::models::{now, NewOperation, Operation};
@@ -116,6 +118,24 @@ pub fn unfinished_rebuilds_of_build(
         .order(operations::id)
         .select(Operation::as_select())
         .load(c))
+}
+
+/// How many operations there are of each kind in each state.
+pub fn counts_by_kind_and_state(
+    conn: &mut DbConnection,
+) -> QueryResult<Vec<(OperationKind, OperationState, i64)>> {
+    with_connection!(conn, c => operations::table
+        .group_by((operations::kind, operations::state))
+        .select((operations::kind, operations::state, diesel::dsl::count_star()))
+        .load(c))
+}
+
+/// When the oldest READY operation was queued, if any is.
+pub fn oldest_ready_created(conn: &mut DbConnection) -> QueryResult<Option<NaiveDateTime>> {
+    with_connection!(conn, c => operations::table
+        .filter(operations::state.eq(OperationState::Ready))
+        .select(diesel::dsl::min(operations::date_created))
+        .first(c))
 }
 
 pub fn find_operation(conn: &mut DbConnection, id: i64) -> QueryResult<Operation> {

@@ -137,6 +137,10 @@ impl ProgressCounter {
 
     pub fn add_done(&self, count: i64) {
         self.done.fetch_add(count, Ordering::Relaxed);
+        // Progress counts objects copied into an edition (rebuilds and renames).
+        crate::metrics::metrics()
+            .objects_copied
+            .inc_by(u64::try_from(count).unwrap_or(0));
     }
 
     pub fn set_total(&self, total: i64) {

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::db::models::Operation;
 use crate::domain::OperationKind;
+use crate::metrics::metrics;
 use crate::ops::queue::{self, AfterFailure, QueueCounts};
 use crate::ops::{
     dashboard, delete, purge, rebuild, records, rename, seal, with_db, OpError, Outcome,
@@ -114,6 +115,7 @@ impl Worker {
     /// Runs one claimed operation to its outcome, renewing the lease meanwhile.
     async fn execute(&self, operation: Operation, mut stop: watch::Receiver<bool>) {
         let progress = Arc::new(ProgressCounter::new());
+        let started = std::time::Instant::now();
         tracing::info!(operation.id = operation.id, operation.kind = %operation.kind, attempt = operation.attempts, "operation claimed");
         let outcome = {
             let work = run_kind(&self.services, &operation, &progress);
@@ -129,7 +131,19 @@ impl Worker {
             }
         };
         let result = match outcome {
-            Some(result) => self.record(&operation, result, &progress).await,
+            Some(result) => {
+                let outcome = match &result {
+                    Ok(_) => "ok",
+                    Err(OpError::Transient(_))
+                        if operation.attempts < self.services.config.max_attempts =>
+                    {
+                        "retry"
+                    }
+                    Err(_) => "failed",
+                };
+                metrics().record_operation(operation.kind.as_str(), outcome, started.elapsed());
+                self.record(&operation, result, &progress).await
+            }
             None => {
                 let (id, worker) = (operation.id, self.id.clone());
                 with_db(&self.services.pool, move |conn| {

@@ -265,6 +265,14 @@ where
             key: key.to_owned(),
         };
     }
+    crate::metrics::metrics().storage_error(match (&err, status) {
+        (SdkError::TimeoutError(_), _) => "timeout",
+        (SdkError::DispatchFailure(_), _) => "network",
+        (_, Some(429 | 503)) => "throttled",
+        (_, Some(500..=599)) => "server",
+        (_, Some(_)) => "client",
+        _ => "other",
+    });
     StorageError::Backend {
         operation,
         key: key.to_owned(),
