@@ -17,6 +17,7 @@ use crate::backends::OrgBackends;
 use crate::db::builds::list_active_builds;
 use crate::db::editions::{list_editions, set_prefix_matches_build};
 use crate::db::models::{Build, Edition};
+use crate::db::operations::with_cause;
 use crate::db::organizations::find_settings_of_product;
 use crate::db::products::{find_product_by_slug, list_product_slugs};
 use crate::db::DbPool;
@@ -25,6 +26,9 @@ use crate::ops::copy::SURROGATE_KEY;
 use crate::ops::manifest::{self, Entry};
 use crate::ops::{rebuild, seal, with_db};
 use crate::storage::{ObjectStore, ObjectSummary, StorageError};
+
+/// What the operations `--repair` queues name as their cause.
+const REPAIR: &str = "keeper verify --repair";
 
 /// One thing that is not as the catalogue says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +116,9 @@ impl Verifier {
             if !sealed && repair {
                 let (product, build) = (product.clone(), build.clone());
                 let queued = with_db(&self.pool, move |conn| {
-                    Ok(seal::enqueue(conn, &product, &build)?)
+                    Ok(with_cause(REPAIR, || {
+                        seal::enqueue(conn, &product, &build)
+                    })?)
                 })
                 .await?;
                 check
@@ -139,9 +145,11 @@ impl Verifier {
             if !matches && repair {
                 let (product, edition, build) = (product.clone(), edition.clone(), build.clone());
                 let queued = with_db(&self.pool, move |conn| {
-                    conn.write_transaction(|conn| {
-                        set_prefix_matches_build(conn, edition.id, false)?;
-                        rebuild::enqueue(conn, &product, &edition, &build)
+                    with_cause(REPAIR, || {
+                        conn.write_transaction(|conn| {
+                            set_prefix_matches_build(conn, edition.id, false)?;
+                            rebuild::enqueue(conn, &product, &edition, &build)
+                        })
                     })
                     .map_err(anyhow::Error::from)
                 })

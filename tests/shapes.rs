@@ -36,6 +36,8 @@ const BUILD_FIELDS: &[&str] = &[
     "github_requester",
     "published_url",
     "surrogate_key",
+    // keeper's: the build's newest operation.
+    "operation_url",
 ];
 const EDITION_FIELDS: &[&str] = &[
     "self_url",
@@ -51,6 +53,8 @@ const EDITION_FIELDS: &[&str] = &[
     "tracked_refs",
     "pending_rebuild",
     "surrogate_key",
+    // keeper's: the edition's current or last operation.
+    "operation_url",
 ];
 
 fn keys(value: &Value) -> Vec<String> {

@@ -88,6 +88,10 @@ pub struct Queued {
 
 /// Writes `plan` in one transaction: all of it or nothing.
 pub fn write(conn: &mut DbConnection, plan: &Plan) -> anyhow::Result<Queued> {
+    crate::db::operations::with_cause("keeper adopt", || write_all(conn, plan))
+}
+
+fn write_all(conn: &mut DbConnection, plan: &Plan) -> anyhow::Result<Queued> {
     conn.write_transaction(|conn| -> anyhow::Result<Queued> {
         refuse_non_empty(conn)?;
         let default_id = default_organization_id(conn)?;

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::api::app::AppState;
 use crate::api::body::Body;
-use crate::api::database::run_db;
+use crate::api::database::{run_db, run_db_as};
 use crate::api::identity::{authenticate, Credentials, Identity};
 use crate::api::json::{created, parse_json};
 use crate::api::products::{child_urls, load_product};
@@ -24,7 +24,7 @@ use crate::db::editions::{find_edition, insert_edition_if_absent, list_editions}
 use crate::db::models::{
     now, Build, Edition, NewBuild, NewEdition, Operation, Organization, Product,
 };
-use crate::db::operations::unfinished_rebuilds_of_build;
+use crate::db::operations::{latest_operation_on, unfinished_rebuilds_of_build};
 use crate::db::organizations::{find_organization, find_organization_settings};
 use crate::db::products::find_product_by_id;
 use crate::db::violation::{violation, Violation};
@@ -130,14 +130,26 @@ pub async fn get_build(
     id: web::Path<i64>,
 ) -> ApiResult<web::Json<BuildResponse>> {
     let id = id.into_inner();
-    let (organization, product, build) =
-        run_db(&state.pool, move |conn| load_build(conn, id)).await?;
-    Ok(web::Json(build_response(
-        &state,
-        &organization,
-        &product,
-        &build,
-    )?))
+    let (organization, product, build, operation) = run_db(&state.pool, move |conn| {
+        let (organization, product, build) = load_build(conn, id)?;
+        let operation = latest_operation_on(conn, None, Some(build.id))?;
+        Ok((organization, product, build, operation))
+    })
+    .await?;
+    respond(&state, &organization, &product, &build, operation).map(web::Json)
+}
+
+/// A build's answer, linking its newest operation.
+fn respond(
+    state: &AppState,
+    organization: &Organization,
+    product: &Product,
+    build: &Build,
+    operation: Option<i64>,
+) -> ApiResult<BuildResponse> {
+    let mut response = build_response(state, organization, product, build)?;
+    response.operation_url = operation.map(|id| state.url_for(&format!("operations/{id}")));
+    Ok(response)
 }
 
 #[derive(Debug, Clone)]
@@ -378,7 +390,7 @@ async fn register_build(
             identity.clone(),
             slug.clone(),
         );
-        let attempt = run_db(&state.pool, move |conn| {
+        let attempt = run_db_as(&state.pool, who.cause(), move |conn| {
             Ok(insert_build_row(conn, &row, &wanted, &who, &chosen))
         })
         .await?;
@@ -511,41 +523,46 @@ pub async fn patch_build(
     identity.require(Permissions::UPLOAD_BUILD)?;
     let id = id.into_inner();
     let body = body.read().await?;
-    let (organization, product, build, updated) = run_db(&state.pool, move |conn| {
-        let (_, product, _) = load_build(conn, id)?;
-        identity.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;
-        let request: BuildPatchRequest = parse_json(&body)?;
-        if !request.uploaded {
-            return Err(ApiError::bad_request(
-                "A build can only be confirmed (uploaded: true).",
-            ));
-        }
-        conn.write_transaction(|conn| {
-            let (organization, product, build) = load_build(conn, id)?;
-            if build.date_ended.is_some() {
+    let ((organization, product, build, updated), operation) =
+        run_db_as(&state.pool, identity.cause(), move |conn| {
+            let (_, product, _) = load_build(conn, id)?;
+            identity.require_for_product(Permissions::UPLOAD_BUILD, product.id)?;
+            let request: BuildPatchRequest = parse_json(&body)?;
+            if !request.uploaded {
                 return Err(ApiError::bad_request(
-                    "The build is deprecated; upload a new one.",
+                    "A build can only be confirmed (uploaded: true).",
                 ));
             }
-            if build.uploaded {
-                // Confirming twice changes nothing; the answer names the rebuilds still queued.
-                let queued = unfinished_rebuilds_of_build(conn, build.id)?;
-                let updated = editions_of(conn, queued)?;
-                return Ok((organization, product, build, updated));
-            }
-            let build = mark_uploaded(conn, build.id)?;
-            seal::enqueue(conn, &product, &build)?;
-            records::enqueue(conn, &product, Subject::Build(build.id))?;
-            dashboard::enqueue(conn, &product)?;
-            let operations = rebuild_tracking_editions(conn, &product, &build)?;
-            tracing::info!(product.slug = %product.slug, build.slug = %build.slug,
+            conn.write_transaction(|conn| {
+                let (organization, product, build) = load_build(conn, id)?;
+                if build.date_ended.is_some() {
+                    return Err(ApiError::bad_request(
+                        "The build is deprecated; upload a new one.",
+                    ));
+                }
+                if build.uploaded {
+                    // Confirming twice changes nothing; the answer names the rebuilds still queued.
+                    let queued = unfinished_rebuilds_of_build(conn, build.id)?;
+                    let updated = editions_of(conn, queued)?;
+                    return Ok((organization, product, build, updated));
+                }
+                let build = mark_uploaded(conn, build.id)?;
+                seal::enqueue(conn, &product, &build)?;
+                records::enqueue(conn, &product, Subject::Build(build.id))?;
+                dashboard::enqueue(conn, &product)?;
+                let operations = rebuild_tracking_editions(conn, &product, &build)?;
+                tracing::info!(product.slug = %product.slug, build.slug = %build.slug,
                 rebuilds = operations.len(), "build confirmed");
-            let updated = editions_of(conn, operations)?;
-            Ok((organization, product, build, updated))
+                let updated = editions_of(conn, operations)?;
+                Ok((organization, product, build, updated))
+            })
+            .and_then(|confirmed| {
+                let operation = latest_operation_on(conn, None, Some(confirmed.2.id))?;
+                Ok((confirmed, operation))
+            })
         })
-    })
-    .await?;
-    let mut response = build_response(&state, &organization, &product, &build)?;
+        .await?;
+    let mut response = respond(&state, &organization, &product, &build, operation)?;
     let mut editions = Vec::with_capacity(updated.len());
     for (edition, operation) in &updated {
         editions.push(EditionUpdate {
@@ -586,26 +603,26 @@ pub async fn deprecate(
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::DEPRECATE_BUILD)?;
     let id = id.into_inner();
-    let (organization, product, build) = run_db(&state.pool, move |conn| {
-        conn.write_transaction(|conn| {
-            let (organization, product, build) = load_build(conn, id)?;
-            identity.require_for_product(Permissions::DEPRECATE_BUILD, product.id)?;
-            if build.date_ended.is_some() {
-                return Ok((organization, product, build));
-            }
-            let build = deprecate_build(conn, build.id, now())?;
-            delete::enqueue_build(conn, &product, &build)?;
-            records::enqueue(conn, &product, Subject::Build(build.id))?;
-            dashboard::enqueue(conn, &product)?;
-            Ok((organization, product, build))
+    let (organization, product, build, operation) =
+        run_db_as(&state.pool, identity.cause(), move |conn| {
+            conn.write_transaction(|conn| {
+                let (organization, product, build) = load_build(conn, id)?;
+                identity.require_for_product(Permissions::DEPRECATE_BUILD, product.id)?;
+                if build.date_ended.is_some() {
+                    return Ok((organization, product, build));
+                }
+                let build = deprecate_build(conn, build.id, now())?;
+                delete::enqueue_build(conn, &product, &build)?;
+                records::enqueue(conn, &product, Subject::Build(build.id))?;
+                dashboard::enqueue(conn, &product)?;
+                Ok((organization, product, build))
+            })
+            .and_then(|(organization, product, build)| {
+                let operation = latest_operation_on(conn, None, Some(build.id))?;
+                Ok((organization, product, build, operation))
+            })
         })
-    })
-    .await?;
+        .await?;
     tracing::info!(product.slug = %product.slug, build.slug = %build.slug, "build deprecated");
-    Ok(web::Json(build_response(
-        &state,
-        &organization,
-        &product,
-        &build,
-    )?))
+    respond(&state, &organization, &product, &build, operation).map(web::Json)
 }

@@ -9,10 +9,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::api::app::AppState;
-use crate::api::database::run_db;
+use crate::api::database::run_db_as;
 use crate::api::identity::{authenticate, Credentials};
 use crate::api::operations::{operation_response, OperationResponse};
 use crate::api::products::load_product;
+use crate::db::models::Operation;
 use crate::db::products::list_products_with_organizations;
 use crate::domain::Permissions;
 use crate::error::{ApiError, ApiResult};
@@ -37,15 +38,15 @@ pub async fn render_product(
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::ADMIN_PRODUCT)?;
     let slug = slug.into_inner();
-    let operation = run_db(&state.pool, move |conn| {
+    let (operation, slug) = run_db_as(&state.pool, identity.cause(), move |conn| {
         conn.write_transaction(|conn| {
             let (_, product) = load_product(conn, &slug)?;
             identity.require_for_product(Permissions::ADMIN_PRODUCT, product.id)?;
-            Ok::<_, ApiError>(dashboard::enqueue(conn, &product)?)
+            Ok::<_, ApiError>((dashboard::enqueue(conn, &product)?, product.slug))
         })
     })
     .await?;
-    let body = operation_response(&state, operation);
+    let body = of_product(&state, operation, &slug);
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, body.self_url.clone()))
         .json(body))
@@ -62,12 +63,12 @@ pub async fn render_all(
 ) -> ApiResult<HttpResponse> {
     let identity = authenticate(&state, &credentials).await?;
     identity.require_unscoped(Permissions::ADMIN_PRODUCT)?;
-    let operations = run_db(&state.pool, move |conn| {
+    let operations = run_db_as(&state.pool, identity.cause(), move |conn| {
         conn.write_transaction(|conn| {
             let products = list_products_with_organizations(conn)?;
             let mut queued = Vec::with_capacity(products.len());
             for (product, _) in &products {
-                queued.push(dashboard::enqueue(conn, product)?);
+                queued.push((dashboard::enqueue(conn, product)?, product.slug.clone()));
             }
             Ok::<_, ApiError>(queued)
         })
@@ -77,7 +78,15 @@ pub async fn render_all(
     Ok(HttpResponse::Accepted().json(DashboardsResponse {
         operations: operations
             .into_iter()
-            .map(|operation| operation_response(&state, operation))
+            .map(|(operation, slug)| of_product(&state, operation, &slug))
             .collect(),
     }))
+}
+
+/// A render's answer, with its product's URL.
+fn of_product(state: &AppState, operation: Operation, slug: &str) -> OperationResponse {
+    OperationResponse {
+        product_url: Some(state.url_for(&format!("products/{slug}"))),
+        ..operation_response(state, operation)
+    }
 }

@@ -4,6 +4,7 @@
 
 use actix_web::web;
 
+use crate::db::operations::with_cause;
 use crate::db::{DbConnection, DbPool};
 use crate::error::ApiError;
 
@@ -19,4 +20,14 @@ where
         work(&mut conn)
     })
     .await?
+}
+
+/// [`run_db`], with every operation `work` enqueues recorded as caused by `cause`
+/// (`Identity::cause`; see `db::operations::with_cause`).
+pub async fn run_db_as<T, F>(pool: &DbPool, cause: String, work: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    run_db(pool, move |conn| with_cause(&cause, || work(conn))).await
 }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::api::app::AppState;
 use crate::api::body::Body;
-use crate::api::database::run_db;
+use crate::api::database::{run_db, run_db_as};
 use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, parse_json};
 use crate::api::products::{child_urls, duplicate_or, load_product};
@@ -23,7 +23,7 @@ use crate::db::editions::{
     edition_slugs, find_edition, find_edition_row, insert_edition, list_editions, update_edition,
 };
 use crate::db::models::{now, Edition, EditionChanges, NewEdition, Organization, Product};
-use crate::db::operations::editions_pending_rebuild;
+use crate::db::operations::{editions_pending_rebuild, latest_operation_on};
 use crate::db::organizations::find_organization;
 use crate::db::products::find_product_by_id;
 use crate::db::DbConnection;
@@ -94,6 +94,8 @@ struct Loaded {
     product: Product,
     edition: Edition,
     pending: HashSet<i64>,
+    /// Its newest operation.
+    operation: Option<i64>,
 }
 
 fn load_edition(conn: &mut DbConnection, id: i64) -> ApiResult<Loaded> {
@@ -112,11 +114,13 @@ fn loaded(conn: &mut DbConnection, edition: Edition) -> ApiResult<Loaded> {
     let product = find_product_by_id(conn, edition.product_id)?;
     let organization = find_organization(conn, product.organization_id)?;
     let pending = editions_pending_rebuild(conn, &[edition.id])?;
+    let operation = latest_operation_on(conn, Some(edition.id), None)?;
     Ok(Loaded {
         organization,
         product,
         edition,
         pending,
+        operation,
     })
 }
 
@@ -127,6 +131,7 @@ fn respond(state: &AppState, loaded: &Loaded) -> ApiResult<EditionResponse> {
         &loaded.product,
         &loaded.edition,
         &loaded.pending,
+        loaded.operation,
     )
 }
 
@@ -209,7 +214,7 @@ pub async fn create(
     let product_slug = slug.into_inner();
     let public = state.clone();
     let body = body.read().await?;
-    let loaded = run_db(&state.pool, move |conn| {
+    let loaded = run_db_as(&state.pool, identity.cause(), move |conn| {
         let (_, product) = load_product(conn, &product_slug)?;
         identity.require_for_product(Permissions::ADMIN_EDITION, product.id)?;
         let request: NewEditionRequest = parse_json(&body)?;
@@ -302,7 +307,7 @@ pub async fn patch(
     let id = id.into_inner();
     let public = state.clone();
     let body = body.read().await?;
-    let loaded = run_db(&state.pool, move |conn| {
+    let loaded = run_db_as(&state.pool, identity.cause(), move |conn| {
         let current = load_edition(conn, id)?;
         identity.require_for_product(Permissions::ADMIN_EDITION, current.product.id)?;
         let request: EditionPatchRequest = parse_json(&body)?;
@@ -394,7 +399,7 @@ pub async fn delete(
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::ADMIN_EDITION)?;
     let id = id.into_inner();
-    let loaded = run_db(&state.pool, move |conn| {
+    let loaded = run_db_as(&state.pool, identity.cause(), move |conn| {
         conn.write_transaction(|conn| {
             let mut loaded = load_edition(conn, id)?;
             identity.require_for_product(Permissions::ADMIN_EDITION, loaded.product.id)?;

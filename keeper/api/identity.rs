@@ -106,6 +106,14 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// How operations this caller queues name it: `user alice`, or `user alice (API token 3)`.
+    pub fn cause(&self) -> String {
+        match self.api_token_id {
+            Some(token) => format!("user {} (API token {token})", self.username),
+            None => format!("user {}", self.username),
+        }
+    }
+
     /// 403 unless every bit of `required` is held.
     pub fn require(&self, required: Permissions) -> ApiResult<()> {
         if self.permissions.contains(required) {

@@ -73,6 +73,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::patch().to(editions::patch))
                 .route(web::delete().to(editions::delete)),
         )
+        .service(web::resource("/operations/").route(web::get().to(operations::list)))
         .service(web::resource("/operations/{id}").route(web::get().to(operations::get)))
         .service(web::resource("/operations/{id}/retry").route(web::post().to(operations::retry)))
         .service(
@@ -93,7 +94,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .service(web::resource("/tokens/{id}").route(web::delete().to(tokens::revoke)));
     // Collections live at a trailing slash, as in the original: redirect the bare form.
-    for collection in ["/products", "/users", "/tokens"] {
+    for collection in ["/products", "/users", "/tokens", "/operations"] {
         config.service(web::resource(collection).to(redirect_to_slash));
     }
     config

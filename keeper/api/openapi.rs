@@ -16,7 +16,7 @@ use crate::api::{
         products::list_products, products::get_product, products::create_product, products::patch_product,
         builds::list_builds, builds::get_build, builds::create_build, builds::patch_build, builds::deprecate,
         editions::list, editions::get, editions::create, editions::patch, editions::delete,
-        operations::get, dashboards::render_product, dashboards::render_all,
+        operations::list, operations::get, dashboards::render_product, dashboards::render_all,
         operations::retry,
         users::list, users::get, users::create, users::patch, users::delete,
         tokens::create, tokens::list, tokens::revoke,

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::api::app::AppState;
 use crate::api::body::Body;
-use crate::api::database::run_db;
+use crate::api::database::{run_db, run_db_as};
 use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, parse_json};
 use crate::api::publishing::{product_response, ProductResponse};
@@ -162,7 +162,7 @@ pub async fn create_product(
         .organization
         .clone()
         .unwrap_or_else(|| DEFAULT_ORGANIZATION.to_owned());
-    let (organization, product) = run_db(&state.pool, move |conn| {
+    let (organization, product) = run_db_as(&state.pool, identity.cause(), move |conn| {
         conn.write_transaction(|conn| {
             let organization =
                 or_bad_request(find_organization_by_slug(conn, &organization_slug), || {
@@ -258,7 +258,7 @@ pub async fn patch_product(
     identity.require(Permissions::ADMIN_PRODUCT)?;
     let slug = slug.into_inner();
     let body = body.read().await?;
-    let (organization, product) = run_db(&state.pool, move |conn| {
+    let (organization, product) = run_db_as(&state.pool, identity.cause(), move |conn| {
         let (organization, product) = load_product(conn, &slug)?;
         identity.require_for_product(Permissions::ADMIN_PRODUCT, product.id)?;
         let request: ProductPatchRequest = parse_json(&body)?;

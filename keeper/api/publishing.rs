@@ -111,6 +111,9 @@ pub struct BuildResponse {
     pub github_requester: Option<String>,
     pub published_url: String,
     pub surrogate_key: String,
+    /// The newest operation on the build (its seal, a rebuild from it, the removal of its
+    /// objects), if any.
+    pub operation_url: Option<String>,
     /// Only when a build is created with the v2 media type: for each requested directory
     /// (`/`, `a/b/`), the POST-object form (`url` and `fields`) that uploads its files.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,6 +180,7 @@ pub fn build_response(
         github_requester: build.github_requester.clone(),
         published_url: build_url(&layout_of(state, organization), &product_slug, &slug),
         surrogate_key: build.surrogate_key.clone(),
+        operation_url: None,
         post_prefix_urls: None,
         post_dir_urls: None,
         editions_updated: None,
@@ -198,6 +202,8 @@ pub struct EditionResponse {
     pub tracked_refs: Option<Vec<String>>,
     pub pending_rebuild: bool,
     pub surrogate_key: String,
+    /// The edition's current or last operation (rebuild, rename, delete), if any.
+    pub operation_url: Option<String>,
 }
 
 pub fn edition_response(
@@ -206,6 +212,7 @@ pub fn edition_response(
     product: &Product,
     edition: &Edition,
     pending: &HashSet<i64>,
+    operation: Option<i64>,
 ) -> ApiResult<EditionResponse> {
     Ok(EditionResponse {
         self_url: state.url_for(&format!("editions/{}", edition.id)),
@@ -223,6 +230,7 @@ pub fn edition_response(
         tracked_refs: edition.tracked_ref_list(),
         pending_rebuild: pending.contains(&edition.id),
         surrogate_key: edition.surrogate_key.clone(),
+        operation_url: operation.map(|id| state.url_for(&format!("operations/{id}"))),
     })
 }
 

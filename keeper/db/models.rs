@@ -192,6 +192,7 @@ pub struct Operation {
     pub progress_total: Option<i64>,
     pub date_created: NaiveDateTime,
     pub date_updated: NaiveDateTime,
+    pub caused_by: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -205,6 +206,7 @@ pub struct NewOperation<'a> {
     pub not_before: NaiveDateTime,
     pub date_created: NaiveDateTime,
     pub date_updated: NaiveDateTime,
+    pub caused_by: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -12,6 +12,32 @@ use crate::db::DbConnection;
 use crate::domain::{OperationKind, OperationState};
 use crate::with_connection;
 
+thread_local! {
+    /// Who or what the database work running on this thread does its work for.
+    static CAUSE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` with every operation it enqueues recorded as caused by `cause` (`user alice`,
+/// `operation 12`, `keeper adopt`): the request or run that queues work names itself once,
+/// instead of every enqueue taking it as an argument. Database work runs on one thread from
+/// start to end (the blocking pool), so the cause is that thread's while `work` runs.
+pub fn with_cause<T>(cause: &str, work: impl FnOnce() -> T) -> T {
+    struct Restore(Option<String>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CAUSE.with(|cause| *cause.borrow_mut() = previous);
+        }
+    }
+    let previous = CAUSE.with(|current| current.borrow_mut().replace(cause.to_owned()));
+    let _restore = Restore(previous);
+    work()
+}
+
+fn current_cause() -> Option<String> {
+    CAUSE.with(|cause| cause.borrow().clone())
+}
+
 /// What to enqueue; the payload carries everything the work needs even if the targets go away.
 /// Each kind in `ops/` builds its own (`ops::rebuild::enqueue`, ...) from its payload type.
 pub struct Enqueue {
@@ -51,6 +77,7 @@ pub fn enqueue(conn: &mut DbConnection, request: &Enqueue) -> QueryResult<Operat
         ))
         .execute(c))?;
     }
+    let cause = current_cause();
     let new = NewOperation {
         kind: request.kind,
         product_id: request.product_id,
@@ -60,6 +87,7 @@ pub fn enqueue(conn: &mut DbConnection, request: &Enqueue) -> QueryResult<Operat
         not_before: now,
         date_created: now,
         date_updated: now,
+        caused_by: cause.as_deref(),
     };
     with_connection!(conn, c => diesel::insert_into(operations::table)
         .values(&new)
@@ -118,6 +146,66 @@ pub fn unfinished_rebuilds_of_build(
         .order(operations::id)
         .select(Operation::as_select())
         .load(c))
+}
+
+/// Which operations a listing wants; `None` fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct OperationFilter {
+    pub state: Option<OperationState>,
+    pub kind: Option<OperationKind>,
+    pub product_id: Option<i64>,
+    /// Only operations older than this id (the next page of a newest-first listing).
+    pub before: Option<i64>,
+}
+
+/// At most `limit` operations that `filter` selects, newest first.
+pub fn list_operations(
+    conn: &mut DbConnection,
+    filter: &OperationFilter,
+    limit: i64,
+) -> QueryResult<Vec<Operation>> {
+    with_connection!(conn, c => {
+        let mut query = operations::table.into_boxed();
+        if let Some(state) = filter.state {
+            query = query.filter(operations::state.eq(state));
+        }
+        if let Some(kind) = filter.kind {
+            query = query.filter(operations::kind.eq(kind));
+        }
+        if let Some(product_id) = filter.product_id {
+            query = query.filter(operations::product_id.eq(product_id));
+        }
+        if let Some(before) = filter.before {
+            query = query.filter(operations::id.lt(before));
+        }
+        query
+            .order(operations::id.desc())
+            .limit(limit)
+            .select(Operation::as_select())
+            .load(c)
+    })
+}
+
+/// The newest operation on the edition `edition_id`, or on the build `build_id`: what the
+/// edition's or build's answer links.
+pub fn latest_operation_on(
+    conn: &mut DbConnection,
+    edition_id: Option<i64>,
+    build_id: Option<i64>,
+) -> QueryResult<Option<i64>> {
+    with_connection!(conn, c => {
+        let mut query = operations::table.into_boxed();
+        match (edition_id, build_id) {
+            (Some(edition), _) => query = query.filter(operations::edition_id.eq(edition)),
+            (None, Some(build)) => query = query.filter(operations::build_id.eq(build)),
+            (None, None) => return Ok(None),
+        }
+        query
+            .order(operations::id.desc())
+            .select(operations::id)
+            .first(c)
+            .optional()
+    })
 }
 
 /// How many operations there are of each kind in each state.

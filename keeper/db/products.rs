@@ -30,6 +30,17 @@ pub fn list_products_with_organizations(
         .load(c))
 }
 
+/// The slugs of the products with these ids.
+pub fn product_slugs_by_id(
+    conn: &mut DbConnection,
+    ids: &[i64],
+) -> QueryResult<Vec<(i64, String)>> {
+    with_connection!(conn, c => products::table
+        .filter(products::id.eq_any(ids))
+        .select((products::id, products::slug))
+        .load(c))
+}
+
 /// How many products there are, in every organization.
 pub fn count_products(conn: &mut DbConnection) -> QueryResult<i64> {
     with_connection!(conn, c => products::table.count().get_result(c))

@@ -129,6 +129,7 @@ diesel::table! {
         progress_total -> Nullable<BigInt>,
         date_created -> Timestamp,
         date_updated -> Timestamp,
+        caused_by -> Nullable<Text>,
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::db::models::Operation;
+use crate::db::operations::with_cause;
 use crate::domain::OperationKind;
 use crate::metrics::metrics;
 use crate::ops::queue::{self, AfterFailure, QueueCounts};
@@ -196,15 +197,19 @@ impl Worker {
         let config = &self.services.config;
         let kept = match result {
             Ok(outcome) => {
+                let cause = format!("operation {id} ({})", operation.kind);
                 let kept = with_db(&self.services.pool, move |conn| {
-                    Ok(queue::finish_ok(
-                        conn,
-                        id,
-                        &worker,
-                        outcome.message.as_deref(),
-                        snapshot,
-                        outcome.effects.as_ref(),
-                    )?)
+                    // What the effects queue (a dashboard after a rebuild) names this operation.
+                    Ok(with_cause(&cause, || {
+                        queue::finish_ok(
+                            conn,
+                            id,
+                            &worker,
+                            outcome.message.as_deref(),
+                            snapshot,
+                            outcome.effects.as_ref(),
+                        )
+                    })?)
                 })
                 .await?;
                 tracing::info!(operation.id = id, kept, "operation OK");
