@@ -268,12 +268,27 @@ impl Api {
         let base = base.trim_end_matches('/');
         let host = base.trim_start_matches("http://");
         let neutral = all.to_string().replace(base, "BASE").replace(host, "HOST");
-        serde_json::from_str(&neutral).unwrap()
+        let mut listed: Value = serde_json::from_str(&neutral).unwrap();
+        strip_operation_links(&mut listed);
+        listed
     }
 
     /// Every operation, bookkeeping included, as `kind state` lines in order.
     pub fn all_operations(&self) -> Vec<String> {
         self.lines("SELECT kind || ' ' || state AS line FROM operations ORDER BY id")
+    }
+}
+
+/// Removes every `operation_url`: the operations queue is the database's history, not part of
+/// the catalogue that listings compare (a recovered catalogue has no operations).
+pub fn strip_operation_links(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("operation_url");
+            map.values_mut().for_each(strip_operation_links);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_operation_links),
+        _ => {}
     }
 }
 
