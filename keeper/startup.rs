@@ -27,7 +27,7 @@ use crate::db::settings::{
 };
 use crate::db::users::{ensure_bootstrap_user, BootstrapOutcome};
 use crate::db::{build_pool, DbConnection, DbPool};
-use crate::domain::Username;
+use crate::domain::{Username, DEPLOYMENT_KEY};
 use crate::ops::worker::Worker;
 use crate::ops::Services;
 use crate::recover::{record_deployment, store_deployment};
@@ -246,11 +246,14 @@ pub async fn refuse_wiped_database(
     if products > 0 {
         return Ok(());
     }
-    let Some(key) = store
-        .any_key()
+    // The deployment record alone (`__keeper/deployment.json`, which sorts first) is what
+    // another replica starting beside this one on a new deployment has written: not a sign of
+    // a wiped database.
+    let first = store
+        .first_keys(2)
         .await
-        .context("looking into the object store")?
-    else {
+        .context("looking into the object store")?;
+    let Some(key) = first.into_iter().find(|key| key != DEPLOYMENT_KEY) else {
         return Ok(());
     };
     let has_records = {

@@ -505,3 +505,36 @@ fn serve_refuses_an_empty_database_beside_a_store_in_use() {
         log.join("\n")
     );
 }
+
+/// A second replica starting beside the first on a new deployment (as a Kubernetes Deployment
+/// starts two at once) finds only the first's deployment record in the store: that is not a
+/// wiped database, and it starts.
+#[test]
+fn a_second_replica_on_a_new_deployment_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("KEEPER_BIND", "127.0.0.1:0")];
+    let mut first = Running::spawn({
+        let mut command = keeper(dir.path(), &env);
+        command.arg("serve");
+        command
+    });
+    let first_base = first.wait_for_address();
+    assert!(
+        dir.path()
+            .join("keeper-data/objects/__keeper/deployment.json%")
+            .exists(),
+        "the first replica records the deployment"
+    );
+    let mut second = Running::spawn({
+        let mut command = keeper(dir.path(), &env);
+        command.arg("serve");
+        command
+    });
+    let second_base = second.wait_for_address();
+    assert_eq!(get_status(&format!("{second_base}/health/ready")), 200);
+    assert_eq!(get_status(&format!("{first_base}/health/ready")), 200);
+    for server in [first, second] {
+        let (status, log) = server.terminate();
+        assert!(status.success(), "{status:?}\n{}", log.join("\n"));
+    }
+}

@@ -152,7 +152,7 @@ on_both_stores!(
     unusual_characters_in_keys_round_trip,
     presigned_post_is_accepted,
     presigned_post_refusals,
-    any_key_tells_whether_the_store_holds_objects,
+    first_keys_tell_whether_the_store_holds_objects,
 );
 
 fn headers(content_type: &str, surrogate_key: &str) -> ObjectHeaders {
@@ -281,18 +281,27 @@ async fn listing_5000_objects_across_pages_then_deleting_the_prefix(fixture: Fix
     }
 }
 
-/// The start-up guard's question, answered by reading one key.
-async fn any_key_tells_whether_the_store_holds_objects(fixture: Fixture) {
-    assert_eq!(fixture.store.any_key().await.unwrap(), None);
+/// The start-up guard's question, answered by reading one page: the first keys, in order.
+async fn first_keys_tell_whether_the_store_holds_objects(fixture: Fixture) {
+    assert!(fixture.store.first_keys(2).await.unwrap().is_empty());
     let key = "demo/builds/1/deep/down/page.html";
-    fixture
-        .store
-        .put(key, Bytes::from_static(b"x"), &ObjectHeaders::default())
-        .await
-        .unwrap();
-    assert_eq!(fixture.store.any_key().await.unwrap().as_deref(), Some(key));
-    fixture.store.delete(&[key.to_owned()]).await.unwrap();
-    assert_eq!(fixture.store.any_key().await.unwrap(), None);
+    let record = "__keeper/deployment.json";
+    for stored in [key, record, "zeta/v/__main/index.html"] {
+        fixture
+            .store
+            .put(stored, Bytes::from_static(b"x"), &ObjectHeaders::default())
+            .await
+            .unwrap();
+    }
+    assert_eq!(fixture.store.first_keys(2).await.unwrap(), [record, key]);
+    assert_eq!(fixture.store.first_keys(1).await.unwrap(), [record]);
+    let all = [
+        record.to_owned(),
+        key.to_owned(),
+        "zeta/v/__main/index.html".to_owned(),
+    ];
+    fixture.store.delete(&all).await.unwrap();
+    assert!(fixture.store.first_keys(2).await.unwrap().is_empty());
 }
 
 async fn prefixes_must_end_in_a_slash(fixture: Fixture) {

@@ -686,10 +686,14 @@ impl ObjectStore for LocalStore {
         self.copy_as(from, to, copied).await
     }
 
-    async fn any_key(&self) -> Result<Option<String>, StorageError> {
-        self.blocking("list", "", |inner| {
+    async fn first_keys(&self, count: usize) -> Result<Vec<String>, StorageError> {
+        self.blocking("list", "", move |inner| {
             let mut walker = Walker::start(inner, "").map_err(io_error("list", ""))?;
-            Ok(walker.next_page(inner, 1)?.pop().map(|summary| summary.key))
+            Ok(walker
+                .next_page(inner, count)?
+                .into_iter()
+                .map(|summary| summary.key)
+                .collect())
         })
         .await
     }

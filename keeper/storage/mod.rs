@@ -178,9 +178,9 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Deletes up to [`DELETE_BATCH`] keys in one request; longer slices go in several.
     async fn delete(&self, keys: &[String]) -> Result<DeleteReport, StorageError>;
 
-    /// Some key of the store, if it holds any object at all (the start-up guard asks whether a
-    /// store is already in use). Reads one key, whatever the store's size.
-    async fn any_key(&self) -> Result<Option<String>, StorageError>;
+    /// The store's first `count` keys in key order (fewer if it holds fewer): the start-up
+    /// guard asks whether a store is already in use. Reads one page, whatever the store's size.
+    async fn first_keys(&self, count: usize) -> Result<Vec<String>, StorageError>;
 }
 
 /// Checks a key: relative, no empty, `.` or `..` segment, no NUL or backslash, no trailing `/`.

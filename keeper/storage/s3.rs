@@ -462,20 +462,22 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
-    async fn any_key(&self) -> Result<Option<String>, StorageError> {
+    async fn first_keys(&self, count: usize) -> Result<Vec<String>, StorageError> {
         let output = self
             .client
             .list_objects_v2()
             .bucket(&self.settings.bucket)
-            .max_keys(1)
+            .max_keys(i32::try_from(count).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(|err| backend_error("list", "", err))?;
         Ok(output
             .contents()
-            .first()
-            .and_then(|object| object.key())
-            .map(str::to_owned))
+            .iter()
+            .filter_map(|object| object.key())
+            .take(count)
+            .map(str::to_owned)
+            .collect())
     }
 
     async fn delete(&self, keys: &[String]) -> Result<DeleteReport, StorageError> {
