@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 const SITE: &[(&str, &str, &str)] = &[("index.html", "<h1>home</h1>", "text/html")];
 
 fn list(p: &Pipeline, query: &str) -> Value {
-    let reply = p.api.get(&format!("/operations/{query}"));
+    let reply = p.api.get_with(&format!("/operations/{query}"), &p.admin);
     assert_eq!(reply.status, 200, "{query}: {reply:?}");
     reply.body
 }
@@ -44,6 +44,21 @@ fn operations_can_be_found_by_state_kind_and_product(backend: TestBackend) {
     assert_eq!(rebuild["product_url"], p.api.url("/products/demo"));
     assert!(rebuild["message"].as_str().unwrap().contains("403"));
     assert!(failed["next"].is_null());
+    // Anonymous callers read operations, but not who caused them (users' names).
+    let anonymous = p.api.get("/operations/?state=FAILED").body;
+    assert_eq!(anonymous["operations"][0]["self_url"], rebuild["self_url"]);
+    assert!(
+        anonymous["operations"][0]["caused_by"].is_null(),
+        "{anonymous}"
+    );
+    assert!(p.api.get(rebuild["self_url"].as_str().unwrap()).body["caused_by"].is_null());
+    assert_eq!(
+        p.api
+            .get_with(rebuild["self_url"].as_str().unwrap(), &p.admin)
+            .body["caused_by"],
+        "user admin"
+    );
+    assert_eq!(p.api.get_with("/operations/", "not-a-token").status, 401);
 
     // Newest first, every one with a cause; the product filter leaves `other`'s out.
     let demo = list(&p, "?product=demo&limit=200");
@@ -73,7 +88,7 @@ fn operations_can_be_found_by_state_kind_and_product(backend: TestBackend) {
     let mut seen = Vec::new();
     let mut url = p.api.url("/operations/?product=demo&limit=2");
     loop {
-        let page = p.api.get(&url).body;
+        let page = p.api.get_with(&url, &p.admin).body;
         let count = page["operations"].as_array().unwrap().len();
         assert!(count <= 2);
         seen.extend(page["operations"].as_array().unwrap().iter().cloned());
@@ -126,7 +141,7 @@ fn operations_can_be_found_by_state_kind_and_product(backend: TestBackend) {
         ("?product=nope", 404),
         ("?before=x", 400),
     ] {
-        let reply = p.api.get(&format!("/operations/{query}"));
+        let reply = p.api.get_with(&format!("/operations/{query}"), &p.admin);
         assert_eq!(reply.status, status, "{query}: {reply:?}");
         assert!(reply.body["message"].is_string(), "{query}: {reply:?}");
     }

@@ -147,7 +147,9 @@ fn responses_have_the_contracts_fields(backend: TestBackend) {
     let rebuild = api.lines(
         "SELECT CAST(MIN(id) AS TEXT) AS line FROM operations WHERE kind = 'rebuild_edition'",
     );
-    let operation = api.get(&format!("/operations/{}", rebuild[0])).body;
+    let operation = api
+        .get_with(&format!("/operations/{}", rebuild[0]), &admin)
+        .body;
     snapshot!("operation", stable(&api, &operation));
     let render = api.post("/products/pipelines/dashboard", &admin, json!({}));
     assert_eq!(render.status, 202);

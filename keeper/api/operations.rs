@@ -30,7 +30,7 @@ pub struct OperationResponse {
     pub state: String,
     /// Who or what queued it: `user alice`, `user ci (API token 3)`, `operation 12
     /// (rebuild_edition)`, `keeper adopt`, `keeper verify --repair`; null for operations queued
-    /// before keeper recorded it.
+    /// before keeper recorded it, and for anonymous callers (it names users).
     pub caused_by: Option<String>,
     pub product_url: Option<String>,
     pub edition_url: Option<String>,
@@ -84,8 +84,10 @@ const MAX_LIMIT: i64 = 200;
 /// Operations newest first, filtered: `?state=FAILED&kind=rebuild_edition&product=demo`.
 pub async fn list(
     state: web::Data<AppState>,
+    credentials: Credentials,
     query: web::Query<OperationQuery>,
 ) -> ApiResult<web::Json<OperationListResponse>> {
+    let shows_causes = sees_causes(&state, &credentials).await?;
     let query = query.into_inner();
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -147,7 +149,7 @@ pub async fn list(
     Ok(web::Json(OperationListResponse {
         operations: operations
             .into_iter()
-            .map(|operation| with_product(&state, operation, &slugs))
+            .map(|operation| with_product(&state, operation, &slugs, shows_causes))
             .collect(),
         next,
     }))
@@ -164,18 +166,22 @@ fn product_slugs_of(
     Ok(product_slugs_by_id(conn, &ids)?.into_iter().collect())
 }
 
+/// An operation's answer with its product's URL, and its cause when `shows_causes`.
 fn with_product(
     state: &AppState,
     operation: Operation,
     slugs: &HashMap<i64, String>,
+    shows_causes: bool,
 ) -> OperationResponse {
     let product_url = operation
         .product_id
         .and_then(|id| slugs.get(&id))
         .map(|slug| state.url_for(&format!("products/{slug}")));
+    let response = operation_response(state, operation);
     OperationResponse {
         product_url,
-        ..operation_response(state, operation)
+        caused_by: response.caused_by.clone().filter(|_| shows_causes),
+        ..response
     }
 }
 
@@ -184,8 +190,10 @@ fn with_product(
     responses((status = 200, body = OperationResponse), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get(
     state: web::Data<AppState>,
+    credentials: Credentials,
     id: web::Path<i64>,
 ) -> ApiResult<web::Json<OperationResponse>> {
+    let shows_causes = sees_causes(&state, &credentials).await?;
     let id = id.into_inner();
     let (operation, slugs) = run_db(&state.pool, move |conn| {
         let operation = or_not_found(find_operation(conn, id), || format!("No operation {id}."))?;
@@ -193,7 +201,21 @@ pub async fn get(
         Ok((operation, slugs))
     })
     .await?;
-    Ok(web::Json(with_product(&state, operation, &slugs)))
+    Ok(web::Json(with_product(
+        &state,
+        operation,
+        &slugs,
+        shows_causes,
+    )))
+}
+
+/// Whether the caller sees who caused operations (`caused_by` names users): any authenticated
+/// caller does; an anonymous one reads operations without it. Bad credentials are 401.
+async fn sees_causes(state: &AppState, credentials: &Credentials) -> ApiResult<bool> {
+    match credentials {
+        Credentials::None => Ok(false),
+        _ => authenticate(state, credentials).await.map(|_| true),
+    }
 }
 
 pub(crate) fn operation_response(state: &AppState, operation: Operation) -> OperationResponse {
@@ -261,5 +283,5 @@ pub async fn retry(
     })
     .await?;
     tracing::info!(operation.id = id, "operation retry requested");
-    Ok(web::Json(with_product(&state, operation, &slugs)))
+    Ok(web::Json(with_product(&state, operation, &slugs, true)))
 }
