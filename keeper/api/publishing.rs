@@ -10,7 +10,7 @@ use crate::api::app::AppState;
 use crate::api::json::{format_datetime, format_optional_datetime};
 use crate::db::models::{Build, Edition, Organization, Product};
 use crate::domain::{
-    build_url, edition_url, product_url, BucketPrefix, BuildSlug, EditionKind, EditionSlug,
+    build_url, product_url, published_edition_url, BucketPrefix, BuildSlug, EditionSlug,
     ProductSlug, PublishingLayout,
 };
 use crate::error::{ApiError, ApiResult};
@@ -148,13 +148,12 @@ pub fn edition_published_url(
     product: &Product,
     edition: &Edition,
 ) -> ApiResult<String> {
-    let product_slug = product_slug(product)?;
-    let layout = layout_of(state, organization);
-    Ok(if edition.kind == EditionKind::Main {
-        product_url(&layout, &product_slug)
-    } else {
-        edition_url(&layout, &product_slug, &edition_slug(edition)?)
-    })
+    Ok(published_edition_url(
+        &layout_of(state, organization),
+        &product_slug(product)?,
+        &edition_slug(edition)?,
+        edition.kind,
+    ))
 }
 
 pub fn build_response(

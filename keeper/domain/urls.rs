@@ -2,6 +2,7 @@
 
 use super::organization::UrlLayout;
 use super::slugs::{BuildSlug, EditionSlug, ProductSlug};
+use super::tracking::EditionKind;
 
 /// Where an organization publishes its products.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +98,21 @@ pub fn edition_url(
     }
 }
 
+/// Where an edition of `kind` is published: the product's URL for the default edition (kind
+/// main: `__main`, or an adopted 1.x product's `main`), else [`edition_url`].
+pub fn published_edition_url(
+    layout: &PublishingLayout,
+    product: &ProductSlug,
+    edition: &EditionSlug,
+    kind: EditionKind,
+) -> String {
+    if kind == EditionKind::Main {
+        product_url(layout, product)
+    } else {
+        edition_url(layout, product, edition)
+    }
+}
+
 /// A build's URL: `<product URL>/builds/<build>`.
 pub fn build_url(layout: &PublishingLayout, product: &ProductSlug, build: &BuildSlug) -> String {
     format!("{}/builds/{build}", product_url(layout, product))
@@ -127,6 +143,21 @@ mod tests {
             scheme: scheme.to_owned(),
             root_domain: root_domain.to_owned(),
         }
+    }
+
+    #[test]
+    fn the_default_edition_is_published_at_the_product_url_whatever_its_slug() {
+        let layout = path("http://127.0.0.1:8080", "/docs");
+        let old = product("old");
+        // An adopted 1.x product's default edition keeps the slug `main`.
+        assert_eq!(
+            published_edition_url(&layout, &old, &edition("main"), EditionKind::Main),
+            "http://127.0.0.1:8080/docs/old"
+        );
+        assert_eq!(
+            published_edition_url(&layout, &old, &edition("main"), EditionKind::Draft),
+            "http://127.0.0.1:8080/docs/old/v/main"
+        );
     }
 
     #[test]

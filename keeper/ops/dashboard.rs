@@ -25,8 +25,8 @@ use crate::db::organizations::find_organization;
 use crate::db::products::find_product_by_id;
 use crate::db::DbConnection;
 use crate::domain::{
-    edition_url, product_url, DashboardFile, EditionKind, EditionSlug, OperationKind, ProductSlug,
-    PublishingLayout,
+    product_url, published_edition_url, DashboardFile, EditionKind, EditionSlug, OperationKind,
+    ProductSlug, PublishingLayout,
 };
 use crate::ops::purge::purge_keys;
 use crate::ops::{
@@ -153,11 +153,7 @@ fn render(
         editions.push(EditionView {
             slug: edition.slug.clone(),
             title: edition.title.clone(),
-            url: if edition.kind == EditionKind::Main {
-                product.url.clone()
-            } else {
-                edition_url(&layout, &slug, &edition_slug)
-            },
+            url: published_edition_url(&layout, &slug, &edition_slug, edition.kind),
             kind: edition.kind,
             mode: edition.tracking_mode,
             tracked_refs: edition.tracked_ref_list().unwrap_or_default(),
