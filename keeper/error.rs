@@ -23,6 +23,9 @@ pub struct ApiError {
     message: String,
     /// Seconds for a `Retry-After` header (429).
     retry_after: Option<u64>,
+    /// The database connection died under the statement (a restarted server, a terminated
+    /// backend): read-only work may run again on another connection (`api::database`).
+    connection_lost: bool,
 }
 
 /// The short lower-case name of a status, as the original service wrote it (`"not found"`).
@@ -39,7 +42,13 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            connection_lost: false,
         }
+    }
+
+    /// Whether the database connection was lost under the request (see `api::database`).
+    pub fn is_connection_lost(&self) -> bool {
+        self.connection_lost
     }
 
     /// 429 with `Retry-After: <seconds>`.
@@ -136,9 +145,16 @@ impl From<DieselError> for ApiError {
             (Some(Violation::Check | Violation::NotNull), DieselError::DatabaseError(_, info)) => {
                 Self::unprocessable(format!("A value is out of range ({}).", info.message()))
             }
-            (_, DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => {
-                Self::unavailable("The database connection was lost; retry the request.")
-            }
+            (
+                _,
+                DieselError::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                    _,
+                ),
+            ) => Self {
+                connection_lost: true,
+                ..Self::unavailable("The database connection was lost; retry the request.")
+            },
             (_, other) => Self::internal(other),
         }
     }

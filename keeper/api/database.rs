@@ -5,6 +5,7 @@
 use actix_web::web;
 
 use crate::db::operations::with_cause;
+use crate::db::pool::get_unchecked;
 use crate::db::{DbConnection, DbPool};
 use crate::error::ApiError;
 
@@ -17,7 +18,37 @@ where
     let pool = pool.clone();
     web::block(move || {
         let mut conn = pool.get()?;
-        work(&mut conn)
+        let done = work(&mut conn);
+        if done.as_ref().is_err_and(ApiError::is_connection_lost) {
+            conn.mark_lost();
+        }
+        done
+    })
+    .await?
+}
+
+/// Runs `work`, which only reads, like [`run_db`] but without the pool's pre-ping round trip.
+/// A connection the server closed (a restart, a terminated backend) fails `work`'s first
+/// statement; that connection is discarded and `work` runs once more on a connection the pool
+/// checks, so a request after the database is back never fails. Running it again is safe only
+/// because it writes nothing: never pass work that writes.
+pub async fn run_db_read<T, F>(pool: &DbPool, work: F) -> Result<T, ApiError>
+where
+    F: Fn(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    web::block(move || {
+        let mut conn = get_unchecked(&pool)?;
+        match work(&mut conn) {
+            Err(err) if err.is_connection_lost() => {
+                conn.mark_lost();
+                drop(conn);
+                let mut conn = pool.get()?;
+                work(&mut conn)
+            }
+            done => done,
+        }
     })
     .await?
 }

@@ -64,13 +64,9 @@ pub fn worker_routes(config: &mut web::ServiceConfig, pool: DbPool) {
         .route(
             "/health/ready",
             web::get().to(|pool: web::Data<DbPool>| async move {
-                run_db(&pool, |conn| {
-                    conn.ping().map_err(|_| {
-                        crate::error::ApiError::unavailable("The database does not answer.")
-                    })
-                })
-                .await
-                .map(|()| web::Json(crate::api::health::HealthResponse { status: "ok" }))
+                crate::api::health::database_answers(&pool)
+                    .await
+                    .map(|()| web::Json(crate::api::health::HealthResponse { status: "ok" }))
             }),
         );
 }
