@@ -1,6 +1,7 @@
 //! The actix application: shared state, routes, extractor settings, and the middleware that gives
 //! every error response, including actix's own, the JSON error shape.
 
+use crate::api::numbers_in_flight::NumbersInFlight;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -35,6 +36,8 @@ pub struct AppState {
     pub client_ip_header: Option<String>,
     /// How long a request body may take to arrive once a handler reads it.
     pub body_timeout: std::time::Duration,
+    /// Automatic build numbers being registered by this process.
+    pub numbers_in_flight: Arc<NumbersInFlight>,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             login: Arc::new(LoginGuard::new(&LoginConfig::default())),
             client_ip_header: None,
             body_timeout: std::time::Duration::from_secs(30),
+            numbers_in_flight: Arc::default(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Builds: `/products/<slug>/builds/` and `/builds/<id>`.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix_web::http::header;
@@ -10,31 +11,30 @@ use utoipa::ToSchema;
 
 use crate::api::app::AppState;
 use crate::api::body::Body;
-use crate::api::database::{run_db, run_db_as};
+use crate::api::database::{run_db, run_db_as, run_db_read};
 use crate::api::identity::{authenticate, Credentials, Identity};
 use crate::api::json::{created, parse_json};
-use crate::api::products::{child_urls, load_product};
+use crate::api::products::{collection_urls, load_product, product_not_found};
 use crate::api::publishing::{build_response, edition_published_url, BuildResponse, EditionUpdate};
 use crate::api::uploads::{UploadForms, UPLOAD_PATH};
 use crate::catalog::rebuild_tracking_editions;
-use crate::db::builds::{
-    build_slugs, deprecate_build, find_build, insert_build, list_active_builds, mark_uploaded,
-};
+use crate::db::build_numbers::{next_build_number, raise_build_slug_floor, NextNumber};
+use crate::db::builds::{deprecate_build, insert_build, mark_uploaded};
 use crate::db::editions::{find_edition, insert_edition_if_absent, list_editions};
 use crate::db::models::{
     now, Build, Edition, NewBuild, NewEdition, Operation, Organization, Product,
 };
 use crate::db::operations::{latest_operation_on, unfinished_rebuilds_of_build};
-use crate::db::organizations::{find_organization, find_organization_settings};
-use crate::db::products::find_product_by_id;
+use crate::db::organizations::find_organization_settings;
+use crate::db::reads::{active_build_ids, build_in_context, BuildInContext};
 use crate::db::violation::{violation, Violation};
 use crate::db::DbConnection;
 use crate::domain::Permissions;
 use crate::domain::{
-    edition_kind, edition_slug_from_git_refs, next_build_slug, BucketPrefix, BuildSlug,
-    DashboardFile, ProductSlug, SurrogateKey, TrackingMode,
+    edition_kind, edition_slug_from_git_refs, BucketPrefix, BuildSlug, DashboardFile, ProductSlug,
+    SurrogateKey, TrackingMode,
 };
-use crate::error::{or_not_found, ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult};
 use crate::ops::records::{self, Subject};
 use crate::ops::{dashboard, delete, seal};
 use crate::storage::{ObjectStore, StorageError};
@@ -99,10 +99,13 @@ pub struct BuildPatchRequest {
 }
 
 fn load_build(conn: &mut DbConnection, id: i64) -> ApiResult<(Organization, Product, Build)> {
-    let build = or_not_found(find_build(conn, id), || format!("No build {id}."))?;
-    let product = find_product_by_id(conn, build.product_id)?;
-    let organization = find_organization(conn, product.organization_id)?;
-    Ok((organization, product, build))
+    let found = load_build_in_context(conn, id)?;
+    Ok((found.organization, found.product, found.build))
+}
+
+/// The build with its product, organization and newest operation, in one statement.
+fn load_build_in_context(conn: &mut DbConnection, id: i64) -> ApiResult<BuildInContext> {
+    build_in_context(conn, id)?.ok_or_else(|| ApiError::not_found(format!("No build {id}.")))
 }
 
 #[utoipa::path(get, path = "/products/{slug}/builds/", tag = "builds",
@@ -112,14 +115,14 @@ pub async fn list_builds(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> ApiResult<web::Json<BuildListResponse>> {
-    let builds = child_urls(&state, slug.into_inner(), "builds", |conn, product_id| {
-        Ok(list_active_builds(conn, product_id)?
-            .iter()
-            .map(|b| b.id)
-            .collect())
+    let slug = slug.into_inner();
+    let ids = run_db_read(&state.pool, move |conn| {
+        active_build_ids(conn, &slug)?.ok_or_else(|| product_not_found(&slug))
     })
     .await?;
-    Ok(web::Json(BuildListResponse { builds }))
+    Ok(web::Json(BuildListResponse {
+        builds: collection_urls(&state, "builds", &ids),
+    }))
 }
 
 #[utoipa::path(get, path = "/builds/{id}", tag = "builds",
@@ -130,13 +133,15 @@ pub async fn get_build(
     id: web::Path<i64>,
 ) -> ApiResult<web::Json<BuildResponse>> {
     let id = id.into_inner();
-    let (organization, product, build, operation) = run_db(&state.pool, move |conn| {
-        let (organization, product, build) = load_build(conn, id)?;
-        let operation = latest_operation_on(conn, None, Some(build.id))?;
-        Ok((organization, product, build, operation))
-    })
-    .await?;
-    respond(&state, &organization, &product, &build, operation).map(web::Json)
+    let found = run_db_read(&state.pool, move |conn| load_build_in_context(conn, id)).await?;
+    respond(
+        &state,
+        &found.organization,
+        &found.product,
+        &found.build,
+        found.operation,
+    )
+    .map(web::Json)
 }
 
 /// A build's answer, linking its newest operation.
@@ -353,19 +358,30 @@ async fn register_build(
     identity: &Identity,
 ) -> ApiResult<Build> {
     let product_slug = crate::api::publishing::product_slug(product)?;
-    let mut occupied: Vec<String> = Vec::new();
+    let mut occupied: HashSet<u64> = HashSet::new();
     for _ in 0..AUTO_SLUG_ATTEMPTS {
-        let slug = match &request.slug {
-            Some(slug) => slug.clone(),
+        let (slug, automatic, reservation) = match &request.slug {
+            Some(slug) => (slug.clone(), None, None),
             None => {
-                let (product_id, skip) = (product.id, occupied.clone());
-                run_db(&state.pool, move |conn| {
-                    let used = build_slugs(conn, product_id)?;
-                    Ok(next_build_slug(
-                        used.iter().chain(skip.iter()).map(String::as_str),
-                    ))
+                let product_id = product.id;
+                let mut skip = state.numbers_in_flight.passed_over(product_id);
+                skip.extend(&occupied);
+                let next = run_db_read(&state.pool, move |conn| {
+                    Ok(next_build_number(conn, product_id, &skip)?)
                 })
-                .await?
+                .await?;
+                state
+                    .numbers_in_flight
+                    .forget_below(product_id, next.first_free);
+                // Past the numbers other registrations reserved while this one read.
+                let reservation = state.numbers_in_flight.reserve_from(product_id, next.number);
+                let next = NextNumber {
+                    number: reservation.number(),
+                    ..next
+                };
+                let slug =
+                    BuildSlug::parse(&next.number.to_string()).map_err(ApiError::internal)?;
+                (slug, Some(next), Some(reservation))
             }
         };
         if let Some(store) = &store {
@@ -380,7 +396,7 @@ async fn register_build(
                     )));
                 }
                 tracing::warn!(product.slug = %product.slug, build.slug = %slug, "build prefix already holds objects; taking the next slug");
-                occupied.push(slug.as_str().to_owned());
+                occupied.extend(automatic.map(|next| next.number));
                 continue;
             }
         }
@@ -391,11 +407,18 @@ async fn register_build(
             slug.clone(),
         );
         let attempt = run_db_as(&state.pool, who.cause(), move |conn| {
-            Ok(insert_build_row(conn, &row, &wanted, &who, &chosen))
+            Ok(insert_build_row(
+                conn, &row, &wanted, &who, &chosen, automatic,
+            ))
         })
         .await?;
         match attempt {
-            Ok(build) => return Ok(build),
+            Ok(build) => {
+                if let Some(reservation) = reservation {
+                    reservation.inserted();
+                }
+                return Ok(build);
+            }
             Err(err) if violation(&err) == Some(Violation::Unique) => {
                 if request.slug.is_none() {
                     continue;
@@ -435,13 +458,15 @@ async fn prefix_holds_objects(store: &dyn ObjectStore, prefix: &BucketPrefix) ->
     }
 }
 
-/// Inserts the build under `slug` (and its automatic edition) in one transaction.
+/// Inserts the build under `slug` (and its automatic edition) in one transaction; an automatic
+/// slug (`automatic`) raises the product's floor of taken numbers in the same transaction.
 fn insert_build_row(
     conn: &mut DbConnection,
     product: &Product,
     request: &ValidBuildRequest,
     identity: &Identity,
     slug: &BuildSlug,
+    automatic: Option<NextNumber>,
 ) -> Result<Build, diesel::result::Error> {
     let git_refs = serde_json::Value::from(request.git_refs.clone()).to_string();
     conn.write_transaction(|conn| {
@@ -457,6 +482,9 @@ fn insert_build_row(
                 surrogate_key: SurrogateKey::generate().as_str(),
             },
         )?;
+        if let Some(next) = automatic {
+            raise_build_slug_floor(conn, product.id, next.floor_after())?;
+        }
         records::enqueue(conn, product, Subject::Build(build.id))?;
         if identity.permissions.contains(Permissions::ADMIN_EDITION) {
             create_edition_for_refs(conn, product, &request.git_refs)?;

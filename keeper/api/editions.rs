@@ -12,20 +12,19 @@ use utoipa::ToSchema;
 
 use crate::api::app::AppState;
 use crate::api::body::Body;
-use crate::api::database::{run_db, run_db_as};
+use crate::api::database::{run_db_as, run_db_read};
 use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, parse_json};
-use crate::api::products::{child_urls, duplicate_or, load_product};
+use crate::api::products::{collection_urls, duplicate_or, load_product, product_not_found};
 use crate::api::publishing::{build_id_from_url, edition_response, EditionResponse};
 use crate::catalog::request_rebuild;
 use crate::db::builds::find_build;
-use crate::db::editions::{
-    edition_slugs, find_edition, find_edition_row, insert_edition, list_editions, update_edition,
-};
+use crate::db::editions::{edition_slugs, find_edition, insert_edition, update_edition};
 use crate::db::models::{now, Edition, EditionChanges, NewEdition, Organization, Product};
 use crate::db::operations::{editions_pending_rebuild, latest_operation_on};
 use crate::db::organizations::find_organization;
 use crate::db::products::find_product_by_id;
+use crate::db::reads::{edition_in_context, live_edition_ids};
 use crate::db::DbConnection;
 use crate::domain::Permissions;
 use crate::domain::{
@@ -103,11 +102,22 @@ fn load_edition(conn: &mut DbConnection, id: i64) -> ApiResult<Loaded> {
     loaded(conn, edition)
 }
 
-/// An edition, deleted ones included (they answer with `date_ended`, as in the original).
+/// An edition, deleted ones included (they answer with `date_ended`, as in the original), in one
+/// statement.
 fn load_edition_row(conn: &mut DbConnection, id: i64) -> ApiResult<Loaded> {
-    let edition = find_edition_row(conn, id)?
+    let found = edition_in_context(conn, id)?
         .ok_or_else(|| ApiError::not_found(format!("No edition {id}.")))?;
-    loaded(conn, edition)
+    Ok(Loaded {
+        pending: found
+            .pending_rebuild
+            .then_some(found.edition.id)
+            .into_iter()
+            .collect(),
+        organization: found.organization,
+        product: found.product,
+        edition: found.edition,
+        operation: found.operation,
+    })
 }
 
 fn loaded(conn: &mut DbConnection, edition: Edition) -> ApiResult<Loaded> {
@@ -175,14 +185,14 @@ pub async fn list(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> ApiResult<web::Json<EditionListResponse>> {
-    let editions = child_urls(&state, slug.into_inner(), "editions", |conn, product_id| {
-        Ok(list_editions(conn, product_id)?
-            .iter()
-            .map(|e| e.id)
-            .collect())
+    let slug = slug.into_inner();
+    let ids = run_db_read(&state.pool, move |conn| {
+        live_edition_ids(conn, &slug)?.ok_or_else(|| product_not_found(&slug))
     })
     .await?;
-    Ok(web::Json(EditionListResponse { editions }))
+    Ok(web::Json(EditionListResponse {
+        editions: collection_urls(&state, "editions", &ids),
+    }))
 }
 
 #[utoipa::path(get, path = "/editions/{id}", tag = "editions",
@@ -193,7 +203,7 @@ pub async fn get(
     id: web::Path<i64>,
 ) -> ApiResult<web::Json<EditionResponse>> {
     let id = id.into_inner();
-    let loaded = run_db(&state.pool, move |conn| load_edition_row(conn, id)).await?;
+    let loaded = run_db_read(&state.pool, move |conn| load_edition_row(conn, id)).await?;
     Ok(web::Json(respond(&state, &loaded)?))
 }
 

@@ -12,6 +12,7 @@ pub(crate) mod editions;
 pub(crate) mod health;
 pub(crate) mod identity;
 pub(crate) mod json;
+pub(crate) mod numbers_in_flight;
 pub(crate) mod openapi;
 pub(crate) mod operations;
 pub(crate) mod products;

@@ -7,22 +7,21 @@ use utoipa::ToSchema;
 
 use crate::api::app::AppState;
 use crate::api::body::Body;
-use crate::api::database::{run_db, run_db_as};
+use crate::api::database::{run_db_as, run_db_read};
 use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, parse_json};
 use crate::api::publishing::{product_response, ProductResponse};
 use crate::db::editions::insert_edition;
 use crate::db::models::{now, NewEdition, NewProduct, Organization, Product, ProductChanges};
-use crate::db::organizations::{
-    find_organization, find_organization_by_slug, DEFAULT_ORGANIZATION,
-};
+use crate::db::organizations::{find_organization_by_slug, DEFAULT_ORGANIZATION};
 use crate::db::products::{
     find_product_by_slug, insert_product, list_product_slugs, update_product,
 };
+use crate::db::reads::product_with_organization;
 use crate::db::DbConnection;
 use crate::domain::Permissions;
 use crate::domain::{EditionKind, EditionSlug, ProductSlug, SurrogateKey, TrackingMode};
-use crate::error::{or_bad_request, or_not_found, ApiError, ApiResult};
+use crate::error::{or_bad_request, ApiError, ApiResult};
 use crate::ops::dashboard;
 use crate::ops::records::{self, Subject};
 
@@ -66,41 +65,30 @@ pub struct ProductPatchRequest {
     pub title: Option<String>,
 }
 
-/// A product by slug, whatever its organization, and that organization; 404 when there is no
-/// such product. The v1 API names products by slug alone, so it creates none whose slug
-/// another organization uses.
+/// A product by slug, whatever its organization, and that organization (one statement); 404
+/// when there is no such product. The v1 API names products by slug alone, so it creates none
+/// whose slug another organization uses.
 pub fn load_product(conn: &mut DbConnection, slug: &str) -> ApiResult<(Organization, Product)> {
     // A name that is not a slug names no product; the database is not asked (PostgreSQL
     // refuses a NUL in text with an error, not an empty result).
     if ProductSlug::parse(slug).is_err() {
-        return Err(ApiError::not_found(format!("No product named {slug:?}.")));
+        return Err(product_not_found(slug));
     }
-    let product = or_not_found(find_product_by_slug(conn, slug), || {
-        format!("No product named {slug:?}.")
-    })?;
-    let organization = find_organization(conn, product.organization_id)?;
+    let (product, organization) =
+        product_with_organization(conn, slug)?.ok_or_else(|| product_not_found(slug))?;
     Ok((organization, product))
 }
 
-/// The URLs `<collection>/<id>` of a product's rows that `ids` selects (builds, editions).
-pub async fn child_urls<F>(
-    state: &AppState,
-    product_slug: String,
-    collection: &'static str,
-    ids: F,
-) -> ApiResult<Vec<String>>
-where
-    F: FnOnce(&mut DbConnection, i64) -> diesel::QueryResult<Vec<i64>> + Send + 'static,
-{
-    let ids = run_db(&state.pool, move |conn| {
-        let (_, product) = load_product(conn, &product_slug)?;
-        Ok(ids(conn, product.id)?)
-    })
-    .await?;
-    Ok(ids
-        .iter()
+/// The 404 of a product name that names none.
+pub fn product_not_found(slug: &str) -> ApiError {
+    ApiError::not_found(format!("No product named {slug:?}."))
+}
+
+/// The URLs `<collection>/<id>` of `ids` (builds, editions).
+pub fn collection_urls(state: &AppState, collection: &str, ids: &[i64]) -> Vec<String> {
+    ids.iter()
         .map(|id| state.url_for(&format!("{collection}/{id}")))
-        .collect())
+        .collect()
 }
 
 #[utoipa::path(get, path = "/products/", tag = "products",
@@ -108,7 +96,7 @@ where
 pub async fn list_products(
     state: web::Data<AppState>,
 ) -> ApiResult<web::Json<ProductListResponse>> {
-    let slugs = run_db(&state.pool, |conn| Ok(list_product_slugs(conn)?)).await?;
+    let slugs = run_db_read(&state.pool, |conn| Ok(list_product_slugs(conn)?)).await?;
     Ok(web::Json(ProductListResponse {
         products: slugs
             .iter()
@@ -126,7 +114,7 @@ pub async fn get_product(
 ) -> ApiResult<web::Json<ProductResponse>> {
     let slug = slug.into_inner();
     let (organization, product) =
-        run_db(&state.pool, move |conn| load_product(conn, &slug)).await?;
+        run_db_read(&state.pool, move |conn| load_product(conn, &slug)).await?;
     Ok(web::Json(product_response(
         &state,
         &organization,

@@ -65,14 +65,6 @@ pub fn find_builds(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<Buil
         .load(c))
 }
 
-/// Every slug the product has used, deprecated builds included (slugs are never reused).
-pub fn build_slugs(conn: &mut DbConnection, product_id: i64) -> QueryResult<Vec<String>> {
-    with_connection!(conn, c => builds::table
-        .filter(builds::product_id.eq(product_id))
-        .select(builds::slug)
-        .load(c))
-}
-
 pub fn insert_build(conn: &mut DbConnection, new: &NewBuild) -> QueryResult<Build> {
     with_connection!(conn, c => diesel::insert_into(builds::table)
         .values(new)

@@ -1,6 +1,7 @@
 //! The database of record: connections, pool, schema, migrations and queries.
 
 pub mod backup;
+pub(crate) mod build_numbers;
 pub(crate) mod builds;
 pub mod connection;
 pub(crate) mod editions;
@@ -10,6 +11,7 @@ pub(crate) mod operations;
 pub mod organizations;
 pub mod pool;
 pub(crate) mod products;
+pub(crate) mod reads;
 pub mod rows;
 pub mod schema;
 pub(crate) mod settings;

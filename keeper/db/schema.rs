@@ -36,6 +36,7 @@ diesel::table! {
         bucket_name -> Text,
         surrogate_key -> Text,
         date_created -> Timestamp,
+        build_slug_floor -> Nullable<BigInt>,
     }
 }
 

@@ -20,7 +20,10 @@ pub use keys::{
 pub use operation::{OperationKind, OperationState};
 pub use organization::{CdnKind, StoreKind, UrlLayout};
 pub use permissions::Permissions;
-pub use slugs::{edition_slug_from_git_refs, next_build_slug, BuildSlug, EditionSlug, ProductSlug};
+pub use slugs::{
+    edition_slug_from_git_refs, first_free_number, next_build_slug, slug_number, BuildSlug,
+    EditionSlug, ProductSlug,
+};
 pub use tracking::{edition_accepts, edition_kind, EditionKind, TrackingMode};
 pub use urls::{build_url, edition_url, product_url, published_edition_url, PublishingLayout};
 pub use username::Username;

@@ -132,14 +132,22 @@ string_conversions!(BuildSlug);
 /// Only slugs that are the canonical decimal form of a number count (`"01"` does not take `1`,
 /// since `"1"` is still free); other slugs are ignored.
 pub fn next_build_slug<'a>(existing: impl IntoIterator<Item = &'a str>) -> BuildSlug {
-    let used: HashSet<u64> = existing
-        .into_iter()
-        .filter(|slug| slug.bytes().all(|b| b.is_ascii_digit()) && !slug.starts_with('0'))
-        .filter_map(|slug| slug.parse::<u64>().ok())
-        .collect();
+    BuildSlug(first_free_number(existing).to_string())
+}
+
+/// The smallest positive integer whose canonical decimal form is not among `existing`.
+pub fn first_free_number<'a>(existing: impl IntoIterator<Item = &'a str>) -> u64 {
+    let used: HashSet<u64> = existing.into_iter().filter_map(slug_number).collect();
     // At most `used.len()` numbers are taken, so one of 1..=len+1 is free.
-    let next = (1..).find(|n| !used.contains(n)).unwrap_or(1);
-    BuildSlug(next.to_string())
+    (1..).find(|n| !used.contains(n)).unwrap_or(1)
+}
+
+/// The number a slug is the canonical decimal form of (`"12"`, not `"012"` or `"+12"`).
+pub fn slug_number(slug: &str) -> Option<u64> {
+    if slug.is_empty() || !slug.bytes().all(|b| b.is_ascii_digit()) || slug.starts_with('0') {
+        return None;
+    }
+    slug.parse().ok()
 }
 
 /// The slug of the edition created automatically for a build's git refs.

@@ -56,6 +56,14 @@ impl Api {
         }
     }
 
+    /// The same database behind a new server (new pool, no cached statements), for a server
+    /// started with [`Api::start`].
+    pub fn restarted(self) -> Self {
+        let Self { server, db, .. } = self;
+        drop(server);
+        Self::on(db)
+    }
+
     /// A server with an object store, as `keeper serve` runs it: the local store in a temporary
     /// directory unless `extra` configures another; `extra` adds variables.
     pub fn start_with_storage(backend: TestBackend, extra: &[(&str, &str)]) -> Self {
