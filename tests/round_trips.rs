@@ -27,7 +27,11 @@ fn counting() -> Option<Box<dyn Instrumentation>> {
         InstrumentationEvent::StartQuery { query, .. } => {
             // The event shows `<sql> -- binds: [...]`; the SQL is what the cache is keyed by.
             let shown = query.to_string();
-            let sql = shown.split(" -- binds: ").next().unwrap_or(&shown).to_owned();
+            let sql = shown
+                .split(" -- binds: ")
+                .next()
+                .unwrap_or(&shown)
+                .to_owned();
             STARTED.lock().unwrap().push(sql);
         }
         InstrumentationEvent::CacheQuery { sql, .. } => {

@@ -374,7 +374,9 @@ async fn register_build(
                     .numbers_in_flight
                     .forget_below(product_id, next.first_free);
                 // Past the numbers other registrations reserved while this one read.
-                let reservation = state.numbers_in_flight.reserve_from(product_id, next.number);
+                let reservation = state
+                    .numbers_in_flight
+                    .reserve_from(product_id, next.number);
                 let next = NextNumber {
                     number: reservation.number(),
                     ..next

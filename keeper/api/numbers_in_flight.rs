@@ -41,14 +41,16 @@ pub struct Reservation {
 impl NumbersInFlight {
     /// The numbers of `product_id` that a new registration passes over.
     pub fn passed_over(&self, product_id: i64) -> HashSet<u64> {
-        self.lock().get(&product_id).map_or_else(HashSet::new, |numbers| {
-            numbers
-                .reserved
-                .iter()
-                .chain(&numbers.inserted)
-                .copied()
-                .collect()
-        })
+        self.lock()
+            .get(&product_id)
+            .map_or_else(HashSet::new, |numbers| {
+                numbers
+                    .reserved
+                    .iter()
+                    .chain(&numbers.inserted)
+                    .copied()
+                    .collect()
+            })
     }
 
     /// Forgets the inserted numbers below `first_free`, which a read of the database found
@@ -124,7 +126,11 @@ mod tests {
         let numbers = Arc::new(NumbersInFlight::default());
         let first = numbers.reserve_from(7, 3);
         assert_eq!(first.number(), 3);
-        assert_eq!(numbers.reserve_from(7, 3).number(), 4, "3 is taken; the 4 drops at once");
+        assert_eq!(
+            numbers.reserve_from(7, 3).number(),
+            4,
+            "3 is taken; the 4 drops at once"
+        );
         let other_product = numbers.reserve_from(8, 3);
         assert_eq!(other_product.number(), 3);
         assert_eq!(numbers.passed_over(7), HashSet::from([3]));

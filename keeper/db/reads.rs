@@ -71,12 +71,15 @@ pub struct EditionInContext {
     pub operation: Option<i64>,
 }
 
+/// An edition, its product and organization, its unfinished move's and newest operation's ids.
+type EditionRow = (Edition, Product, Organization, Option<i64>, Option<i64>);
+
 /// The edition `id` (deleted or not) in its context; `None` once its row is gone.
 pub fn edition_in_context(
     conn: &mut DbConnection,
     id: i64,
 ) -> QueryResult<Option<EditionInContext>> {
-    let row: Option<(Edition, Product, Organization, Option<i64>, Option<i64>)> = with_connection!(conn, c => editions::table
+    let row: Option<EditionRow> = with_connection!(conn, c => editions::table
         .inner_join(products::table.inner_join(organizations::table))
         .filter(editions::id.eq(id))
         .select((
@@ -166,20 +169,20 @@ pub fn active_build_ids(conn: &mut DbConnection, slug: &str) -> QueryResult<Opti
     existing_product_or_none(conn, slug, ids)
 }
 
-/// `(SELECT id FROM products WHERE slug = ? ORDER BY organization_id, id LIMIT 1)`.
-fn first_product_id(
-    slug: &str,
-) -> diesel::dsl::SingleValue<
+type FirstProductId<'a> = diesel::dsl::SingleValue<
     diesel::dsl::Limit<
         diesel::dsl::Select<
             diesel::dsl::Order<
-                diesel::dsl::Filter<products::table, diesel::dsl::Eq<products::slug, &str>>,
+                diesel::dsl::Filter<products::table, diesel::dsl::Eq<products::slug, &'a str>>,
                 (products::organization_id, products::id),
             >,
             products::id,
         >,
     >,
-> {
+>;
+
+/// `(SELECT id FROM products WHERE slug = ? ORDER BY organization_id, id LIMIT 1)`.
+fn first_product_id(slug: &str) -> FirstProductId<'_> {
     products::table
         .filter(products::slug.eq(slug))
         .order((products::organization_id, products::id))
@@ -218,7 +221,10 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let states: Vec<&str> = OperationState::UNFINISHED.iter().map(|s| s.as_str()).collect();
+        let states: Vec<&str> = OperationState::UNFINISHED
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
         let kinds = [
             OperationKind::RebuildEdition.as_str(),
             OperationKind::RenameEdition.as_str(),
