@@ -214,10 +214,13 @@ fn an_older_backup_is_migrated_forward(backend: TestBackend) {
     .unwrap();
     let (newest, previous) = (&known[known.len() - 1], &known[known.len() - 2]);
     assert_eq!(snapshot.schema_version, newest.version);
-    // The newest migration added operations.caused_by: the older file has none.
+    // The newest migration added products.build_slug_floor: the older file has none.
     snapshot.schema_version = previous.version.clone();
-    for row in snapshot.tables.get_mut("operations").unwrap() {
-        assert!(row.remove("caused_by").is_some(), "operations.caused_by");
+    for row in snapshot.tables.get_mut("products").unwrap() {
+        assert!(
+            row.remove("build_slug_floor").is_some(),
+            "products.build_slug_floor"
+        );
     }
     let target_db = TestDatabase::new(backend);
     let restored = keeper::db::backup::restore(&mut target_db.connect(), &snapshot).unwrap();

@@ -14,7 +14,9 @@ use crate::api::body::Body;
 use crate::api::database::{run_db, run_db_as, run_db_read};
 use crate::api::identity::{authenticate, Credentials, Identity};
 use crate::api::json::{created, parse_json};
-use crate::api::products::{collection_urls, load_product, product_not_found};
+use crate::api::products::{
+    collection_urls, load_product, product_not_found, require_product_slug,
+};
 use crate::api::publishing::{build_response, edition_published_url, BuildResponse, EditionUpdate};
 use crate::api::uploads::{UploadForms, UPLOAD_PATH};
 use crate::catalog::rebuild_tracking_editions;
@@ -116,6 +118,7 @@ pub async fn list_builds(
     slug: web::Path<String>,
 ) -> ApiResult<web::Json<BuildListResponse>> {
     let slug = slug.into_inner();
+    require_product_slug(&slug)?;
     let ids = run_db_read(&state.pool, move |conn| {
         active_build_ids(conn, &slug)?.ok_or_else(|| product_not_found(&slug))
     })

@@ -15,7 +15,9 @@ use crate::api::body::Body;
 use crate::api::database::{run_db_as, run_db_read};
 use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, parse_json};
-use crate::api::products::{collection_urls, duplicate_or, load_product, product_not_found};
+use crate::api::products::{
+    collection_urls, duplicate_or, load_product, product_not_found, require_product_slug,
+};
 use crate::api::publishing::{build_id_from_url, edition_response, EditionResponse};
 use crate::catalog::request_rebuild;
 use crate::db::builds::find_build;
@@ -186,6 +188,7 @@ pub async fn list(
     slug: web::Path<String>,
 ) -> ApiResult<web::Json<EditionListResponse>> {
     let slug = slug.into_inner();
+    require_product_slug(&slug)?;
     let ids = run_db_read(&state.pool, move |conn| {
         live_edition_ids(conn, &slug)?.ok_or_else(|| product_not_found(&slug))
     })

@@ -69,14 +69,19 @@ pub struct ProductPatchRequest {
 /// when there is no such product. The v1 API names products by slug alone, so it creates none
 /// whose slug another organization uses.
 pub fn load_product(conn: &mut DbConnection, slug: &str) -> ApiResult<(Organization, Product)> {
-    // A name that is not a slug names no product; the database is not asked (PostgreSQL
-    // refuses a NUL in text with an error, not an empty result).
-    if ProductSlug::parse(slug).is_err() {
-        return Err(product_not_found(slug));
-    }
+    require_product_slug(slug)?;
     let (product, organization) =
         product_with_organization(conn, slug)?.ok_or_else(|| product_not_found(slug))?;
     Ok((organization, product))
+}
+
+/// 404 for a name that cannot be a product slug, before the database is asked (PostgreSQL
+/// refuses a NUL in text with an error, not an empty result).
+pub fn require_product_slug(slug: &str) -> ApiResult<()> {
+    match ProductSlug::parse(slug) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(product_not_found(slug)),
+    }
 }
 
 /// The 404 of a product name that names none.
