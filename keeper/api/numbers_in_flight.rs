@@ -36,6 +36,8 @@ pub struct Reservation {
     owner: Arc<NumbersInFlight>,
     product_id: i64,
     number: u64,
+    /// Its build was inserted: on drop the number moves to `inserted` instead of being freed.
+    inserted: bool,
 }
 
 impl NumbersInFlight {
@@ -79,6 +81,7 @@ impl NumbersInFlight {
             owner: Arc::clone(self),
             product_id,
             number,
+            inserted: false,
         }
     }
 
@@ -95,24 +98,20 @@ impl Reservation {
     }
 
     /// The build with this number is inserted: keep the number listed until a read shows it.
-    pub fn inserted(self) {
-        let mut products = self.owner.lock();
-        let numbers = products.entry(self.product_id).or_default();
-        numbers.reserved.remove(&self.number);
-        numbers.inserted.insert(self.number);
-        drop(products);
-        std::mem::forget(self);
+    pub fn inserted(mut self) {
+        self.inserted = true;
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut products = self.owner.lock();
-        if let Some(numbers) = products.get_mut(&self.product_id) {
-            numbers.reserved.remove(&self.number);
-            if numbers.reserved.is_empty() && numbers.inserted.is_empty() {
-                products.remove(&self.product_id);
-            }
+        let numbers = products.entry(self.product_id).or_default();
+        numbers.reserved.remove(&self.number);
+        if self.inserted {
+            numbers.inserted.insert(self.number);
+        } else if numbers.reserved.is_empty() && numbers.inserted.is_empty() {
+            products.remove(&self.product_id);
         }
     }
 }
