@@ -21,14 +21,16 @@ use crate::db::editions::list_editions;
 use crate::db::models::{Build, Edition, Operation, Product};
 use crate::db::operations::active_operation_for_edition;
 use crate::db::DbConnection;
-use crate::domain::{edition_accepts, OperationKind};
+use crate::domain::{edition_accepts, HistoryReason, OperationKind};
 
-/// Records a rebuild of `edition` from `build` (superseding a queued older request).
+/// Records a rebuild of `edition` from `build` for `reason` (superseding a queued older
+/// request).
 pub fn request_rebuild(
     conn: &mut DbConnection,
     product: &Product,
     edition: &Edition,
     build: &Build,
+    reason: HistoryReason,
 ) -> CatalogResult<Operation> {
     if !build.is_publishable() {
         return Err(CatalogError::Unpublishable {
@@ -43,7 +45,9 @@ pub fn request_rebuild(
     if build.product_id != edition.product_id {
         return Err(CatalogError::ForeignBuild);
     }
-    Ok(crate::ops::rebuild::enqueue(conn, product, edition, build)?)
+    Ok(crate::ops::rebuild::enqueue(
+        conn, product, edition, build, reason,
+    )?)
 }
 
 /// The build an edition is on or about to be on: the target of its newest queued or working
@@ -79,7 +83,13 @@ pub fn rebuild_tracking_editions(
             continue;
         }
         if edition_accepts(mode, &tracked, current_refs.as_deref(), &candidate_refs) {
-            operations.push(request_rebuild(conn, product, &edition, build)?);
+            operations.push(request_rebuild(
+                conn,
+                product,
+                &edition,
+                build,
+                HistoryReason::Tracking,
+            )?);
         }
     }
     Ok(operations)

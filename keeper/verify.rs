@@ -148,7 +148,13 @@ impl Verifier {
                     with_cause(REPAIR, || {
                         conn.write_transaction(|conn| {
                             set_prefix_matches_build(conn, edition.id, false)?;
-                            rebuild::enqueue(conn, &product, &edition, &build)
+                            rebuild::enqueue(
+                                conn,
+                                &product,
+                                &edition,
+                                &build,
+                                crate::domain::HistoryReason::Repair,
+                            )
                         })
                     })
                     .map_err(anyhow::Error::from)

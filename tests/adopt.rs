@@ -661,7 +661,13 @@ fn an_untagged_database_of_the_oldest_layout_is_identified_and_repaired() {
                 Ok::<_, diesel::result::Error>((product, edition, build))
             })
             .and_then(|(product, edition, build)| {
-                keeper::ops::rebuild::enqueue(conn, &product, &edition, &build)
+                keeper::ops::rebuild::enqueue(
+                    conn,
+                    &product,
+                    &edition,
+                    &build,
+                    keeper::domain::HistoryReason::Requested,
+                )
             })
         })
         .unwrap();

@@ -73,6 +73,29 @@ impl Fixture {
         reply.body["self_url"].as_str().unwrap().to_owned()
     }
 
+    /// A build of `demo`, uploaded and confirmed.
+    fn uploaded_build(&self) -> String {
+        let build = self.build();
+        let reply = self
+            .api
+            .patch(&build, &self.admin, json!({"uploaded": true}));
+        assert_eq!(reply.status, 200, "{reply:?}");
+        build
+    }
+
+    /// A FAILED operation on `demo`, to retry.
+    fn failed_operation(&self) -> String {
+        self.uploaded_build();
+        let id = self
+            .api
+            .lines("SELECT CAST(MAX(id) AS TEXT) AS line FROM operations WHERE state = 'READY'")[0]
+            .clone();
+        self.api.execute(&format!(
+            "UPDATE operations SET state = 'FAILED', message = 'authz' WHERE id = {id}"
+        ));
+        self.api.url(&format!("/operations/{id}/retry"))
+    }
+
     fn victim(&self, n: usize) -> String {
         let reply = self.api.post("/users/", &self.admin, json!({"username": format!("victim{n}"), "password": "victim password", "permissions": []}));
         assert_eq!(reply.status, 201);
@@ -99,6 +122,7 @@ impl Fixture {
              UNION ALL SELECT 'u ' || id || ' ' || username || ' ' || permissions || ' ' || password_hash AS line FROM users
              UNION ALL SELECT 't ' || id || ' ' || name || ' ' || COALESCE(CAST(date_revoked AS TEXT), '-') AS line FROM api_tokens
              UNION ALL SELECT 'o ' || id || ' ' || kind || ' ' || state AS line FROM operations
+             UNION ALL SELECT 'h ' || id || ' ' || reason AS line FROM edition_history
              ORDER BY line",
         )
     }
@@ -173,6 +197,25 @@ fn routes() -> Vec<Route> {
             method: Method::DELETE,
             prepare: |f, n| (f.edition(n), None),
             needs: OnProduct(Permissions::ADMIN_EDITION),
+            success: 200,
+        },
+        Route {
+            method: Method::POST,
+            prepare: |f, n| {
+                let edition = f.edition(n);
+                let build = f.uploaded_build();
+                (
+                    format!("{edition}/rollback"),
+                    Some(json!({ "build_url": build })),
+                )
+            },
+            needs: OnProduct(Permissions::ADMIN_EDITION),
+            success: 202,
+        },
+        Route {
+            method: Method::POST,
+            prepare: |f, _| (f.failed_operation(), None),
+            needs: OnProduct(Permissions::ADMIN_PRODUCT),
             success: 200,
         },
         Route {
@@ -340,10 +383,12 @@ fn every_cell_has_its_expected_status(backend: TestBackend) {
     let callers = callers(&fixture);
     let mut n = 0;
     let mut failures = Vec::new();
+    let mut covered = Vec::new();
     for route in routes() {
         for caller in &callers {
             n += 1;
             let (path, body) = (route.prepare)(&fixture, n);
+            covered.push((route.method.clone(), path.replace(&fixture.api.url(""), "")));
             let before = fixture.fingerprint();
             let reply = fixture.api.call(
                 route.method.clone(),
@@ -371,12 +416,52 @@ fn every_cell_has_its_expected_status(backend: TestBackend) {
         }
     }
     assert!(n >= 16 * 10, "the matrix covers {n} cells");
+    let uncovered = mutating_routes_outside(&fixture.api, &covered);
+    assert!(
+        uncovered.is_empty(),
+        "mutating routes of /openapi.json missing from the matrix: {uncovered:?}"
+    );
     assert!(
         failures.is_empty(),
         "{} cells wrong:\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The mutating routes (`POST`, `PUT`, `PATCH`, `DELETE`) of the OpenAPI document that no
+/// request of the matrix reached: a new route must get its row.
+fn mutating_routes_outside(api: &Api, covered: &[(Method, String)]) -> Vec<String> {
+    let document = api.get("/openapi.json").body;
+    let mut missing = Vec::new();
+    for (template, operations) in document["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            let Ok(method) = method.to_uppercase().parse::<Method>() else {
+                continue;
+            };
+            if method == Method::GET {
+                continue;
+            }
+            let reached = covered.iter().any(|(m, path)| {
+                *m == method && matches_template(template, path.split('?').next().unwrap_or(path))
+            });
+            if !reached {
+                missing.push(format!("{method} {template}"));
+            }
+        }
+    }
+    missing
+}
+
+/// Whether `path` is an instance of `template` (`/editions/{id}/rollback`).
+fn matches_template(template: &str, path: &str) -> bool {
+    let (template, path): (Vec<&str>, Vec<&str>) =
+        (template.split('/').collect(), path.split('/').collect());
+    template.len() == path.len()
+        && template
+            .iter()
+            .zip(&path)
+            .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
 }
 
 on_both_backends!(every_cell_has_its_expected_status);

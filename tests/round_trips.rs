@@ -11,7 +11,6 @@ use std::sync::Mutex;
 use common::api::Api;
 use common::TestBackend;
 use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
-use diesel::RunQueryDsl;
 use keeper::domain::Permissions;
 use serde_json::json;
 
@@ -90,11 +89,6 @@ fn each_read_route_is_one_statement(backend: TestBackend) {
 }
 
 /// Runs `sql` on the test database.
-fn execute(api: &Api, sql: &str) {
-    let mut conn = api.db.connect();
-    keeper::with_connection!(&mut conn, c => diesel::sql_query(sql).execute(c)).unwrap();
-}
-
 fn register(api: &Api, token: &str, slug: Option<&str>) -> String {
     let mut body = json!({"git_refs": ["main"]});
     if let Some(slug) = slug {
@@ -129,7 +123,7 @@ fn automatic_slugs_are_the_smallest_free_number_found_from_the_floor(backend: Te
 
     // A product from before the floor existed (or restored without it): found once from every
     // slug, then kept.
-    execute(&api, "UPDATE products SET build_slug_floor = NULL");
+    api.execute("UPDATE products SET build_slug_floor = NULL");
     register(&api, &admin, Some("6"));
     assert_eq!(register(&api, &admin, None), "5");
     assert_eq!(register(&api, &admin, None), "7");
@@ -137,7 +131,7 @@ fn automatic_slugs_are_the_smallest_free_number_found_from_the_floor(backend: Te
 
     // The search starts at the floor: numbers below it are not read again. (A floor above free
     // numbers never happens; set by hand, it shows that they are not looked at.)
-    execute(&api, "UPDATE products SET build_slug_floor = 100");
+    api.execute("UPDATE products SET build_slug_floor = 100");
     assert_eq!(register(&api, &admin, None), "100");
     assert_eq!(floor(&api), "101");
 }

@@ -85,6 +85,7 @@ macro_rules! snapshot {
         insta::assert_json_snapshot!($name, $value, {
             ".surrogate_key" => "[surrogate_key]",
             ".date_created" => "[date]",
+            ".history[].date_created" => "[date]",
             ".date_updated" => "[date]",
             ".date_rebuilt" => insta::dynamic_redaction(|value, _| if value.is_nil() { value } else { "[date]".into() }),
             ".date_ended" => insta::dynamic_redaction(|value, _| if value.is_nil() { value } else { "[date]".into() }),
@@ -154,6 +155,17 @@ fn responses_have_the_contracts_fields(backend: TestBackend) {
     let render = api.post("/products/pipelines/dashboard", &admin, json!({}));
     assert_eq!(render.status, 202);
     snapshot!("dashboard_operation", stable(&api, &render.body));
+
+    // An edition's history: the one entry a deletion writes without a worker.
+    let gone = api.post(
+        "/products/pipelines/editions/",
+        &admin,
+        json!({"slug": "gone", "title": "Gone", "mode": "manual"}),
+    );
+    let gone = gone.body["self_url"].as_str().unwrap().to_owned();
+    assert_eq!(api.delete(&gone, &admin).status, 200);
+    let history = api.get_with(&format!("{gone}/history"), &admin).body;
+    snapshot!("edition_history", stable(&api, &history));
 
     let user = api.post("/users/", &admin, json!({"username": "ci", "password": "a long password", "permissions": ["upload_build"]})).body;
     snapshot!("user", stable(&api, &user));

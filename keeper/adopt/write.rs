@@ -162,6 +162,7 @@ fn write_all(conn: &mut DbConnection, plan: &Plan) -> anyhow::Result<Queued> {
                 &product,
                 &edition,
                 &build,
+                crate::domain::HistoryReason::Adopted,
                 rebuild.also_purge.clone(),
             )?;
             queued.rebuilds += 1;

@@ -20,18 +20,21 @@ use crate::api::products::{
 };
 use crate::api::publishing::{build_id_from_url, edition_response, EditionResponse};
 use crate::catalog::request_rebuild;
-use crate::db::builds::find_build;
+use crate::db::builds::{find_build, find_build_row};
 use crate::db::editions::{edition_slugs, find_edition, insert_edition, update_edition};
-use crate::db::models::{now, Edition, EditionChanges, NewEdition, Organization, Product};
-use crate::db::operations::{editions_pending_rebuild, latest_operation_on};
+use crate::db::history;
+use crate::db::models::{
+    now, Edition, EditionChanges, NewEdition, NewHistoryEntry, Organization, Product,
+};
+use crate::db::operations::{current_cause, editions_pending_rebuild, latest_operation_on};
 use crate::db::organizations::find_organization;
 use crate::db::products::find_product_by_id;
 use crate::db::reads::{edition_in_context, live_edition_ids};
 use crate::db::DbConnection;
 use crate::domain::Permissions;
 use crate::domain::{
-    edition_kind, next_build_slug, DashboardFile, EditionKind, EditionSlug, SurrogateKey,
-    TrackingMode,
+    edition_kind, next_build_slug, rollback_target, DashboardFile, EditionKind, EditionSlug,
+    HistoryReason, SurrogateKey, TrackingMode,
 };
 use crate::error::{or_not_found, ApiError, ApiResult};
 use crate::ops::records::{self, Subject};
@@ -291,7 +294,7 @@ pub async fn create(
             if let Some(build_id) = build_id {
                 let build = find_build(conn, build_id)
                     .map_err(|_| ApiError::bad_request("build_url names no existing build."))?;
-                request_rebuild(conn, &product, &edition, &build)?;
+                request_rebuild(conn, &product, &edition, &build, HistoryReason::Requested)?;
             }
             Ok(edition.id)
         })?;
@@ -388,7 +391,7 @@ pub async fn patch(
             if let Some(build_id) = build_id {
                 let build = find_build(conn, build_id)
                     .map_err(|_| ApiError::bad_request("build_url names no existing build."))?;
-                request_rebuild(conn, &product, &updated, &build)?;
+                request_rebuild(conn, &product, &updated, &build, HistoryReason::Requested)?;
             }
             Ok::<_, ApiError>(())
         })?;
@@ -427,7 +430,8 @@ pub async fn delete(
                 ..EditionChanges::default()
             };
             loaded.edition = update_edition(conn, id, &ended)?;
-            delete::enqueue_edition(conn, &loaded.product, &loaded.edition)?;
+            let operation = delete::enqueue_edition(conn, &loaded.product, &loaded.edition)?;
+            record_end(conn, &loaded.edition, HistoryReason::Deleted, operation.id)?;
             records::enqueue(conn, &loaded.product, Subject::Edition(id))?;
             dashboard::enqueue(conn, &loaded.product)?;
             Ok(loaded)
@@ -436,4 +440,129 @@ pub async fn delete(
     .await?;
     tracing::info!(product.slug = %loaded.product.slug, edition.slug = %loaded.edition.slug, "edition deleted");
     Ok(web::Json(respond(&state, &loaded)?))
+}
+
+/// Records in the edition's history that it ended (deleted by a request or by retention).
+pub(crate) fn record_end(
+    conn: &mut DbConnection,
+    edition: &Edition,
+    reason: HistoryReason,
+    operation_id: i64,
+) -> ApiResult<()> {
+    let cause = current_cause();
+    history::record(
+        conn,
+        &NewHistoryEntry {
+            product_id: edition.product_id,
+            edition_id: edition.id,
+            edition_slug: &edition.slug,
+            build_before: edition.build_id,
+            build_after: None,
+            reason,
+            caused_by: cause.as_deref(),
+            operation_id: Some(operation_id),
+            date_created: now(),
+        },
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RollbackRequest {
+    /// The build to go back to (a build of the edition's product, uploaded and not
+    /// deprecated). Default: the build the edition showed before its current one, passing over
+    /// builds earlier rollbacks left.
+    #[serde(default)]
+    pub build_url: Option<String>,
+}
+
+#[utoipa::path(post, path = "/editions/{id}/rollback", tag = "editions", request_body = RollbackRequest,
+    params(("id" = i64, Path, description = "Edition id")),
+    responses((status = 202, body = EditionResponse), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+/// Repoints the edition at an earlier build in one call: a rebuild operation recorded in the
+/// edition's history as a rollback. The body may be empty. Needs `admin_edition`. 409 when the
+/// build is deprecated or not uploaded, is the one shown already, or when the edition showed
+/// no earlier build; 400 when `build_url` is not a build URL of this server, 422 when it names
+/// no build of this product. The edition keeps its tracking mode: a tracking edition moves on
+/// with the next build its rule accepts.
+pub async fn rollback(
+    state: web::Data<AppState>,
+    credentials: Credentials,
+    id: web::Path<i64>,
+    body: Body,
+) -> ApiResult<HttpResponse> {
+    let identity = authenticate(&state, &credentials).await?;
+    identity.require(Permissions::ADMIN_EDITION)?;
+    let id = id.into_inner();
+    let public = state.clone();
+    let body = body.read().await?;
+    let loaded = run_db_as(&state.pool, identity.cause(), move |conn| {
+        let current = load_edition(conn, id)?;
+        identity.require_for_product(Permissions::ADMIN_EDITION, current.product.id)?;
+        let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
+            RollbackRequest::default()
+        } else {
+            parse_json(&body)?
+        };
+        let named = request
+            .build_url
+            .as_deref()
+            .map(|url| build_id_from_url(&public, url))
+            .transpose()?;
+        conn.write_transaction(|conn| {
+            let Loaded {
+                product, edition, ..
+            } = load_edition(conn, id)?;
+            let target = match named {
+                Some(build_id) => build_id,
+                None => {
+                    let entries = history::builds_before(conn, edition.id)?;
+                    rollback_target(edition.build_id, &entries).ok_or_else(|| {
+                        ApiError::conflict(format!(
+                            "Edition {} has shown no earlier build to roll back to; name one \
+                             with build_url (GET /builds/<id> of product {}).",
+                            edition.slug, product.slug
+                        ))
+                    })?
+                }
+            };
+            let build = find_build_row(conn, target)?
+                .filter(|build| build.product_id == product.id)
+                .ok_or_else(|| {
+                    ApiError::unprocessable(format!(
+                        "build_url names no build of product {}.",
+                        product.slug
+                    ))
+                })?;
+            if edition.build_id == Some(build.id) {
+                return Err(ApiError::conflict(format!(
+                    "Edition {} already shows build {}.",
+                    edition.slug, build.slug
+                )));
+            }
+            if !build.is_publishable() {
+                return Err(ApiError::conflict(format!(
+                    "Build {} is {}, so edition {} cannot go back to it; name another build \
+                     with build_url (GET /editions/{id}/history lists what it showed).",
+                    build.slug,
+                    if build.uploaded {
+                        "deprecated and its objects deleted"
+                    } else {
+                        "not uploaded"
+                    },
+                    edition.slug
+                )));
+            }
+            request_rebuild(conn, &product, &edition, &build, HistoryReason::Rollback)?;
+            Ok::<_, ApiError>(())
+        })?;
+        load_edition(conn, id)
+    })
+    .await?;
+    tracing::info!(product.slug = %loaded.product.slug, edition.slug = %loaded.edition.slug, "edition rollback requested");
+    let response = respond(&state, &loaded)?;
+    Ok(HttpResponse::Accepted().json(response))
 }

@@ -8,6 +8,7 @@ pub mod builds;
 pub(crate) mod dashboards;
 pub(crate) mod database;
 pub(crate) mod docs_index;
+pub(crate) mod edition_history;
 pub(crate) mod editions;
 pub(crate) mod health;
 pub(crate) mod identity;
@@ -74,6 +75,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::patch().to(editions::patch))
                 .route(web::delete().to(editions::delete)),
         )
+        .service(
+            web::resource("/editions/{id}/history").route(web::get().to(edition_history::list)),
+        )
+        .service(web::resource("/editions/{id}/rollback").route(web::post().to(editions::rollback)))
         .service(web::resource("/operations/").route(web::get().to(operations::list)))
         .service(web::resource("/operations/{id}").route(web::get().to(operations::get)))
         .service(web::resource("/operations/{id}/retry").route(web::post().to(operations::retry)))

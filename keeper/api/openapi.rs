@@ -5,7 +5,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    builds, dashboards, editions, health, operations, products, root, token, tokens, users,
+    builds, dashboards, edition_history, editions, health, operations, products, root, token,
+    tokens, users,
 };
 
 #[derive(OpenApi)]
@@ -16,6 +17,7 @@ use crate::api::{
         products::list_products, products::get_product, products::create_product, products::patch_product,
         builds::list_builds, builds::get_build, builds::create_build, builds::patch_build, builds::deprecate,
         editions::list, editions::get, editions::create, editions::patch, editions::delete,
+        edition_history::list, editions::rollback,
         operations::list, operations::get, dashboards::render_product, dashboards::render_all,
         operations::retry,
         users::list, users::get, users::create, users::patch, users::delete,

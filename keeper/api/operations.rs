@@ -211,7 +211,7 @@ pub async fn get(
 
 /// Whether the caller sees who caused operations (`caused_by` names users): any authenticated
 /// caller does; an anonymous one reads operations without it. Bad credentials are 401.
-async fn sees_causes(state: &AppState, credentials: &Credentials) -> ApiResult<bool> {
+pub(crate) async fn sees_causes(state: &AppState, credentials: &Credentials) -> ApiResult<bool> {
     match credentials {
         Credentials::None => Ok(false),
         _ => authenticate(state, credentials).await.map(|_| true),

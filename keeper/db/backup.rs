@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::connection::DbConnection;
 use crate::db::migrations;
-use crate::db::rows::{highest_id, read_rows, set_highest_id, write_rows, Row};
+use crate::db::rows::{columns, highest_id, read_rows, set_highest_id, write_rows, Row};
 
 #[derive(QueryableByName)]
 struct Number {
@@ -43,7 +43,9 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// Every table, in an order their foreign keys allow loading, with the columns the rows are
 /// sorted by and whether the table issues ids.
-const TABLES: [(&str, &str, bool); 9] = [
+/// A table newer than a backup's schema version is absent from it and from the database the
+/// restore creates at that version; the migrations applied after loading create it.
+const TABLES: [(&str, &str, bool); 10] = [
     ("organizations", "id", true),
     ("products", "id", true),
     ("builds", "id", true),
@@ -52,6 +54,7 @@ const TABLES: [(&str, &str, bool); 9] = [
     ("api_tokens", "id", true),
     ("api_token_products", "api_token_id, product_id", false),
     ("operations", "id", true),
+    ("edition_history", "id", true),
     ("server_settings", "name", false),
 ];
 
@@ -99,6 +102,10 @@ pub fn take(conn: &mut DbConnection) -> anyhow::Result<Backup> {
         let mut tables = BTreeMap::new();
         let mut sequences = BTreeMap::new();
         for (table, order, has_ids) in TABLES {
+            if columns(conn, table).is_err() {
+                // Newer than the database's schema version.
+                continue;
+            }
             let rows = read_rows(conn, table, order)
                 .with_context(|| format!("reading the table {table}"))?;
             if has_ids {
@@ -140,14 +147,20 @@ pub fn restore(conn: &mut DbConnection, backup: &Backup) -> anyhow::Result<Resto
     }
     migrations::upgrade_to(conn, &backup.schema_version)?;
     refuse_unless_empty(conn)?;
+    let mut tables = Vec::new();
+    for (table, order, has_ids) in TABLES {
+        if backup.tables.contains_key(table) || columns(conn, table).is_ok() {
+            tables.push((table, order, has_ids));
+        }
+    }
     let mut rows = BTreeMap::new();
     conn.write_transaction(|conn| -> anyhow::Result<()> {
         // What the migrations seeded (the default organization) makes way for the backup's.
-        for (table, _, _) in TABLES.iter().rev() {
+        for (table, _, _) in tables.iter().rev() {
             let sql = format!("DELETE FROM {table}");
             crate::with_connection!(conn, c => sql_query(&sql).execute(c))?;
         }
-        for (table, _, has_ids) in TABLES {
+        for (table, _, has_ids) in tables {
             let loaded = backup
                 .tables
                 .get(table)

@@ -5,6 +5,7 @@ pub(crate) mod build_numbers;
 pub(crate) mod builds;
 pub mod connection;
 pub(crate) mod editions;
+pub(crate) mod history;
 pub mod migrations;
 pub mod models;
 pub(crate) mod operations;

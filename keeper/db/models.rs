@@ -3,9 +3,12 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{api_tokens, builds, editions, operations, organizations, products};
+use crate::db::schema::{
+    api_tokens, builds, edition_history, editions, operations, organizations, products,
+};
 use crate::domain::{
-    CdnKind, EditionKind, OperationKind, OperationState, StoreKind, TrackingMode, UrlLayout,
+    CdnKind, EditionKind, HistoryReason, OperationKind, OperationState, StoreKind, TrackingMode,
+    UrlLayout,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -242,4 +245,34 @@ pub struct NewApiToken<'a> {
 pub fn now() -> NaiveDateTime {
     let now = chrono::Utc::now().naive_utc();
     chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
+}
+
+/// One change of what an edition shows, or its end (`edition_history`).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = edition_history)]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub product_id: i64,
+    pub edition_id: i64,
+    pub edition_slug: String,
+    pub build_before: Option<i64>,
+    pub build_after: Option<i64>,
+    pub reason: HistoryReason,
+    pub caused_by: Option<String>,
+    pub operation_id: Option<i64>,
+    pub date_created: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = edition_history)]
+pub struct NewHistoryEntry<'a> {
+    pub product_id: i64,
+    pub edition_id: i64,
+    pub edition_slug: &'a str,
+    pub build_before: Option<i64>,
+    pub build_after: Option<i64>,
+    pub reason: HistoryReason,
+    pub caused_by: Option<&'a str>,
+    pub operation_id: Option<i64>,
+    pub date_created: NaiveDateTime,
 }

@@ -34,7 +34,7 @@ pub fn with_cause<T>(cause: &str, work: impl FnOnce() -> T) -> T {
     work()
 }
 
-fn current_cause() -> Option<String> {
+pub(crate) fn current_cause() -> Option<String> {
     CAUSE.with(|cause| cause.borrow().clone())
 }
 

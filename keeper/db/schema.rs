@@ -134,6 +134,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    edition_history (id) {
+        id -> BigInt,
+        product_id -> BigInt,
+        edition_id -> BigInt,
+        edition_slug -> Text,
+        build_before -> Nullable<BigInt>,
+        build_after -> Nullable<BigInt>,
+        reason -> Text,
+        caused_by -> Nullable<Text>,
+        operation_id -> Nullable<BigInt>,
+        date_created -> Timestamp,
+    }
+}
+
 diesel::joinable!(products -> organizations (organization_id));
 diesel::joinable!(builds -> products (product_id));
 diesel::joinable!(editions -> products (product_id));
@@ -152,4 +167,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_token_products,
     server_settings,
     operations,
+    edition_history,
 );

@@ -9,7 +9,8 @@ use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
 use crate::domain::{
-    CdnKind, EditionKind, OperationKind, OperationState, StoreKind, TrackingMode, UrlLayout,
+    CdnKind, EditionKind, HistoryReason, OperationKind, OperationState, StoreKind, TrackingMode,
+    UrlLayout,
 };
 
 macro_rules! text_enum {
@@ -45,4 +46,5 @@ text_enum!(
     EditionKind,
     OperationKind,
     OperationState,
+    HistoryReason,
 );

@@ -3,6 +3,7 @@
 //! `db::text_enum`.)
 
 mod error;
+pub(crate) mod history;
 pub(crate) mod keys;
 pub(crate) mod operation;
 pub(crate) mod organization;
@@ -14,6 +15,7 @@ pub(crate) mod username;
 pub(crate) mod versions;
 
 pub use error::DomainError;
+pub use history::{rollback_target, HistoryReason};
 pub use keys::{
     BucketPrefix, DashboardFile, RecordKeys, SurrogateKey, DEPLOYMENT_KEY, RESERVED_PREFIX,
 };

@@ -17,12 +17,13 @@ use futures::StreamExt;
 
 use crate::db::builds::{find_build, find_build_row};
 use crate::db::editions::{find_edition_row, set_prefix_matches_build};
-use crate::db::models::{now, Build, Edition, Operation, Product};
+use crate::db::history;
+use crate::db::models::{now, Build, Edition, NewHistoryEntry, Operation, Product};
 use crate::db::products::find_product_by_id;
 use crate::db::schema::editions;
 use crate::db::DbConnection;
-use crate::domain::OperationKind;
 use crate::domain::{BucketPrefix, BuildSlug, EditionSlug, ProductSlug};
+use crate::domain::{HistoryReason, OperationKind};
 use crate::ops::copy::{
     changed_since_seal, copy_manifest, delete_missing_from, listed_keys, manifest_keys,
 };
@@ -46,16 +47,21 @@ pub struct Payload {
     /// before it had a key of its own (an edition adopted from LTD Keeper without one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_purge: Vec<String>,
+    /// Why: what the edition's history records once the rebuild is OK.
+    #[serde(default)]
+    pub reason: HistoryReason,
 }
 
-/// Records a rebuild of `edition` from `build`, superseding the edition's queued rebuilds.
+/// Records a rebuild of `edition` from `build` for `reason`, superseding the edition's queued
+/// rebuilds.
 pub fn enqueue(
     conn: &mut DbConnection,
     product: &Product,
     edition: &Edition,
     build: &Build,
+    reason: HistoryReason,
 ) -> QueryResult<Operation> {
-    enqueue_purging(conn, product, edition, build, Vec::new())
+    enqueue_purging(conn, product, edition, build, reason, Vec::new())
 }
 
 /// [`enqueue`], purging `also_purge` as well as the edition's and the product's keys.
@@ -64,6 +70,7 @@ pub fn enqueue_purging(
     product: &Product,
     edition: &Edition,
     build: &Build,
+    reason: HistoryReason,
     mut also_purge: Vec<String>,
 ) -> QueryResult<Operation> {
     // The request this one supersedes may have had keys to purge (an adopted edition's old
@@ -83,6 +90,7 @@ pub fn enqueue_purging(
         edition: stored(EditionSlug::parse(&edition.slug))?,
         build: stored(BuildSlug::parse(&build.slug))?,
         also_purge,
+        reason,
     };
     let targets = Targets {
         product: Some(product.id),
@@ -233,12 +241,33 @@ pub async fn run(
         leftovers = removed,
         "edition rebuilt"
     );
+    let (operation_id, caused_by) = (operation.id, operation.caused_by.clone());
     Ok(Outcome {
         message: None,
         effects: Box::new(move |conn| {
             records::enqueue(conn, &product, Subject::Edition(edition_id))?;
             dashboard::enqueue(conn, &product)?;
             let rebuilt = now();
+            let shown: Option<i64> = with_connection!(conn, c => editions::table
+                .find(edition_id)
+                .select(editions::build_id)
+                .first(c))?;
+            if shown != Some(build_id) {
+                history::record(
+                    conn,
+                    &NewHistoryEntry {
+                        product_id: product.id,
+                        edition_id,
+                        edition_slug: &edition.slug,
+                        build_before: shown,
+                        build_after: Some(build_id),
+                        reason: payload.reason,
+                        caused_by: caused_by.as_deref(),
+                        operation_id: Some(operation_id),
+                        date_created: rebuilt,
+                    },
+                )?;
+            }
             with_connection!(conn, c => diesel::update(editions::table.find(edition_id))
                 .set((
                     editions::build_id.eq(Some(build_id)),

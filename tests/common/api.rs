@@ -226,6 +226,13 @@ impl Api {
         rows.into_iter().map(|l| l.line).collect()
     }
 
+    /// Runs `sql`, a statement that returns no rows.
+    pub fn execute(&self, sql: &str) {
+        use diesel::RunQueryDsl;
+        let mut conn = self.db.connect();
+        keeper::with_connection!(&mut conn, c => diesel::sql_query(sql).execute(c)).unwrap();
+    }
+
     /// `kind state edition_id build_id` of every operation, oldest first.
     /// The operations that publish (rebuild, rename, delete, purge), as `kind state edition
     /// build` lines in order; the bucket's bookkeeping (seals and catalogue records) is left out.
