@@ -21,6 +21,7 @@ pub(crate) mod error;
 pub mod metrics;
 pub mod ops;
 pub mod org_admin;
+pub mod org_settings;
 pub mod pages;
 pub mod recover;
 pub(crate) mod retry;

@@ -34,6 +34,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("catalog", &["db", "domain", "ops"]),
+    (
+        "org_settings",
+        &["backends", "config", "crypto", "db", "domain"],
+    ),
     ("client", &["retry", "storage"]),
     ("recover", &["db", "domain", "ops", "storage"]),
     ("verify", &["backends", "db", "domain", "ops", "storage"]),

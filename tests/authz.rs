@@ -23,6 +23,8 @@ enum Needs {
     Session,
     /// A session revoking its own token, or admin_user for someone else's.
     OwnTokenOrAdminUser,
+    /// admin_org on the organization `acme` (`every: false`) or on every organization.
+    OrgAdmin { every: bool },
 }
 
 struct Route {
@@ -45,6 +47,8 @@ enum CallerKind {
     Invalid,
     User(Permissions),
     ScopedElsewhere,
+    /// A user with none of the five bits, granted admin_org on this organization only.
+    OrgAdminOf(&'static str),
 }
 
 struct Fixture {
@@ -96,6 +100,20 @@ impl Fixture {
         self.api.url(&format!("/operations/{id}/retry"))
     }
 
+    /// A user granted admin_org on `acme`, whose grant a request takes back.
+    fn acme_admin(&self, n: usize) -> String {
+        let user = self.victim(n);
+        let name = user.rsplit('/').next().unwrap().to_owned();
+        let reply = self.api.call(
+            Method::PUT,
+            &format!("/orgs/acme/admins/{name}"),
+            Some(&self.admin),
+            None,
+        );
+        assert_eq!(reply.status, 200, "{reply:?}");
+        format!("/orgs/acme/admins/{name}")
+    }
+
     fn victim(&self, n: usize) -> String {
         let reply = self.api.post("/users/", &self.admin, json!({"username": format!("victim{n}"), "password": "victim password", "permissions": []}));
         assert_eq!(reply.status, 201);
@@ -123,6 +141,8 @@ impl Fixture {
              UNION ALL SELECT 't ' || id || ' ' || name || ' ' || COALESCE(CAST(date_revoked AS TEXT), '-') AS line FROM api_tokens
              UNION ALL SELECT 'o ' || id || ' ' || kind || ' ' || state AS line FROM operations
              UNION ALL SELECT 'h ' || id || ' ' || reason AS line FROM edition_history
+             UNION ALL SELECT 'g ' || id || ' ' || user_id || ' ' || COALESCE(CAST(organization_id AS TEXT), '*') AS line FROM organization_admins
+             UNION ALL SELECT 'r ' || id || ' ' || slug || ' ' || title || ' ' || path_prefix AS line FROM organizations
              ORDER BY line",
         )
     }
@@ -231,6 +251,50 @@ fn routes() -> Vec<Route> {
             success: 202,
         },
         Route {
+            method: Method::POST,
+            prepare: |_, n| {
+                (
+                    "/orgs/".into(),
+                    Some(json!({"slug": format!("org{n}"), "bucket_name": "bucket"})),
+                )
+            },
+            needs: OrgAdmin { every: true },
+            success: 201,
+        },
+        Route {
+            method: Method::GET,
+            prepare: |_, _| ("/orgs/acme".into(), None),
+            needs: OrgAdmin { every: false },
+            success: 200,
+        },
+        Route {
+            method: Method::PATCH,
+            prepare: |_, n| {
+                (
+                    "/orgs/acme".into(),
+                    Some(json!({"title": format!("Acme {n}")})),
+                )
+            },
+            needs: OrgAdmin { every: false },
+            success: 200,
+        },
+        Route {
+            method: Method::PUT,
+            prepare: |f, n| {
+                let user = f.victim(n);
+                let name = user.rsplit('/').next().unwrap().to_owned();
+                (format!("/orgs/acme/admins/{name}"), None)
+            },
+            needs: OrgAdmin { every: false },
+            success: 200,
+        },
+        Route {
+            method: Method::DELETE,
+            prepare: |f, n| (f.acme_admin(n), None),
+            needs: OrgAdmin { every: false },
+            success: 200,
+        },
+        Route {
             method: Method::GET,
             prepare: |_, _| ("/users/".into(), None),
             needs: Unscoped(Permissions::ADMIN_USER),
@@ -316,6 +380,22 @@ fn callers(fixture: &Fixture) -> Vec<Caller> {
             kind: CallerKind::User(permission),
         });
     }
+    // Organization admins of acme and of beta (who must not touch acme).
+    for (name, org) in [("acme-admin", "acme"), ("beta-admin", "beta")] {
+        let token = api.user(name, Permissions::NONE);
+        let reply = api.call(
+            Method::PUT,
+            &format!("/orgs/{org}/admins/{name}"),
+            Some(&fixture.admin),
+            None,
+        );
+        assert_eq!(reply.status, 200, "{reply:?}");
+        callers.push(Caller {
+            name,
+            token: Some(token),
+            kind: CallerKind::OrgAdminOf(org),
+        });
+    }
     // An expired session of the administrator, signed with the server's own key.
     let keys = SessionKeys::new(&SecretString::from(SECRET_KEY), 3600);
     let expired = keys
@@ -358,8 +438,14 @@ fn expected(route: &Route, caller: &Caller) -> u16 {
         CallerKind::Anonymous | CallerKind::Invalid => return 401,
         CallerKind::ScopedElsewhere => return 403,
         CallerKind::User(permissions) => permissions,
+        CallerKind::OrgAdminOf(_) => Permissions::NONE,
     };
     let allowed = match route.needs {
+        // The administrator holds admin_org on every organization; the single-bit users none.
+        Needs::OrgAdmin { every } => match caller.kind {
+            CallerKind::OrgAdminOf(org) => !every && org == "acme",
+            _ => permissions == Permissions::ALL,
+        },
         Needs::OnProduct(required) | Needs::Unscoped(required) => permissions.contains(required),
         Needs::Session => true,
         // The tokens to revoke belong to the administrator.
@@ -379,6 +465,19 @@ fn every_cell_has_its_expected_status(backend: TestBackend) {
     let admin = api.user("admin", Permissions::ALL);
     api.product(&admin, "demo");
     api.product(&admin, "other");
+    // The administrator holds admin_org on every organization (`keeper org grant admin --all`).
+    api.execute(
+        "INSERT INTO organization_admins (user_id, organization_id, date_created) \
+         SELECT id, NULL, CURRENT_TIMESTAMP FROM users WHERE username = 'admin'",
+    );
+    for org in ["acme", "beta"] {
+        let reply = api.post(
+            "/orgs/",
+            &admin,
+            json!({"slug": org, "bucket_name": format!("{org}-docs")}),
+        );
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
     let fixture = Fixture { api, admin };
     let callers = callers(&fixture);
     let mut n = 0;

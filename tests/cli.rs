@@ -292,7 +292,8 @@ fn db_commands_on_postgres() {
     assert_eq!(code, 0);
     assert!(stdout.contains(&format!("applied {head}")), "{stdout}");
 
-    let (code, _, stderr) = keeper_db(&["downgrade", "9"]);
+    let too_many = (count + 1).to_string();
+    let (code, _, stderr) = keeper_db(&["downgrade", &too_many]);
     assert_eq!(code, 1);
     assert!(
         stderr.contains(&format!("only {count} are applied")),

@@ -17,7 +17,9 @@ use keeper::crypto::EncryptionKeys;
 use keeper::db::organizations::find_organization_settings_by_slug;
 use keeper::ops::worker::Worker;
 use keeper::ops::Services;
-use keeper::org_admin::{rotate, run_org, OrgCommand, OrgSecrets, OrgSettingsArgs, Rotation};
+use keeper::org_admin::{
+    rotate, run_org, OrgCommand, OrgSecrets, OrgSettingsArgs, Rotation, SecretChange,
+};
 use keeper::storage::s3::S3Store;
 use keeper::storage::{Metadata, ObjectHeaders, ObjectStore};
 use ops_support::{Pipeline, FASTLY_SERVICE};
@@ -46,8 +48,8 @@ fn create_org(p: &Pipeline, keys: &EncryptionKeys) {
         ..OrgSettingsArgs::default()
     };
     let secrets = OrgSecrets {
-        s3_secret_access_key: Some(SecretString::from(SECRET_KEY)),
-        fastly_api_key: Some(SecretString::from(ORG_FASTLY_KEY)),
+        s3_secret_access_key: SecretChange::Set(SecretString::from(SECRET_KEY)),
+        fastly_api_key: SecretChange::Set(SecretString::from(ORG_FASTLY_KEY)),
     };
     let mut conn = p.api.db.connect();
     run_org(

@@ -38,6 +38,9 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// Automatic build numbers being registered by this process.
     pub numbers_in_flight: Arc<NumbersInFlight>,
+    /// What organizations' secrets are encrypted with (`/orgs/`); `None` when
+    /// `KEEPER_ENCRYPTION_KEYS` is not set, and then no secret can be stored.
+    pub encryption_keys: Option<crate::crypto::EncryptionKeys>,
 }
 
 impl AppState {
@@ -55,7 +58,14 @@ impl AppState {
             client_ip_header: None,
             body_timeout: std::time::Duration::from_secs(30),
             numbers_in_flight: Arc::default(),
+            encryption_keys: None,
         }
+    }
+
+    /// This state with organizations' secrets encrypted with `keys`.
+    pub fn with_encryption_keys(mut self, keys: Option<crate::crypto::EncryptionKeys>) -> Self {
+        self.encryption_keys = keys;
+        self
     }
 
     /// This state with request bodies given `timeout` to arrive.

@@ -103,6 +103,9 @@ pub struct Identity {
     /// The products an API token is limited to; `None` means every product.
     pub product_scope: Option<Vec<i64>>,
     pub api_token_id: Option<i64>,
+    /// An API token created with a narrower set of permissions than its user's. Such a token
+    /// never carries `admin_org`, which is granted apart from the five bits (`/orgs/`).
+    pub narrowed: bool,
 }
 
 impl Identity {
@@ -184,6 +187,7 @@ pub async fn authenticate(state: &AppState, credentials: &Credentials) -> ApiRes
                 permissions: Permissions::from_bits(user.permissions).unwrap_or_default(),
                 product_scope: None,
                 api_token_id: None,
+                narrowed: false,
             })
         }
     })
@@ -268,6 +272,7 @@ pub fn identity_for_token(
         permissions,
         product_scope: (!scope.is_empty()).then_some(scope),
         api_token_id: Some(api_token.id),
+        narrowed: api_token.permissions.is_some(),
     })
 }
 

@@ -16,6 +16,7 @@ pub(crate) mod json;
 pub(crate) mod numbers_in_flight;
 pub(crate) mod openapi;
 pub(crate) mod operations;
+pub(crate) mod orgs;
 pub(crate) mod products;
 pub(crate) mod publishing;
 pub(crate) mod request_log;
@@ -80,6 +81,21 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .service(web::resource("/editions/{id}/rollback").route(web::post().to(editions::rollback)))
         .service(web::resource("/operations/").route(web::get().to(operations::list)))
+        .service(
+            web::resource("/orgs/")
+                .route(web::get().to(orgs::list))
+                .route(web::post().to(orgs::create)),
+        )
+        .service(
+            web::resource("/orgs/{slug}")
+                .route(web::get().to(orgs::get))
+                .route(web::patch().to(orgs::patch)),
+        )
+        .service(
+            web::resource("/orgs/{slug}/admins/{username}")
+                .route(web::put().to(orgs::grant))
+                .route(web::delete().to(orgs::revoke)),
+        )
         .service(web::resource("/operations/{id}").route(web::get().to(operations::get)))
         .service(web::resource("/operations/{id}/retry").route(web::post().to(operations::retry)))
         .service(
@@ -100,7 +116,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .service(web::resource("/tokens/{id}").route(web::delete().to(tokens::revoke)));
     // Collections live at a trailing slash, as in the original: redirect the bare form.
-    for collection in ["/products", "/users", "/tokens", "/operations"] {
+    for collection in ["/products", "/users", "/tokens", "/operations", "/orgs"] {
         config.service(web::resource(collection).to(redirect_to_slash));
     }
     config

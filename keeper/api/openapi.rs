@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    builds, dashboards, edition_history, editions, health, operations, products, root, token,
+    builds, dashboards, edition_history, editions, health, operations, orgs, products, root, token,
     tokens, users,
 };
 
@@ -20,6 +20,7 @@ use crate::api::{
         edition_history::list, editions::rollback,
         operations::list, operations::get, dashboards::render_product, dashboards::render_all,
         operations::retry,
+        orgs::list, orgs::get, orgs::create, orgs::patch, orgs::grant, orgs::revoke,
         users::list, users::get, users::create, users::patch, users::delete,
         tokens::create, tokens::list, tokens::revoke,
     ),

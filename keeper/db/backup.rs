@@ -45,7 +45,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// sorted by and whether the table issues ids.
 /// A table newer than a backup's schema version is absent from it and from the database the
 /// restore creates at that version; the migrations applied after loading create it.
-const TABLES: [(&str, &str, bool); 10] = [
+const TABLES: [(&str, &str, bool); 11] = [
     ("organizations", "id", true),
     ("products", "id", true),
     ("builds", "id", true),
@@ -55,6 +55,7 @@ const TABLES: [(&str, &str, bool); 10] = [
     ("api_token_products", "api_token_id, product_id", false),
     ("operations", "id", true),
     ("edition_history", "id", true),
+    ("organization_admins", "id", true),
     ("server_settings", "name", false),
 ];
 

@@ -9,6 +9,7 @@ pub(crate) mod history;
 pub mod migrations;
 pub mod models;
 pub(crate) mod operations;
+pub mod organization_admins;
 pub mod organizations;
 pub mod pool;
 pub(crate) mod products;

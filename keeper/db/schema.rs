@@ -149,11 +149,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    organization_admins (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        organization_id -> Nullable<BigInt>,
+        date_created -> Timestamp,
+    }
+}
+
 diesel::joinable!(products -> organizations (organization_id));
 diesel::joinable!(builds -> products (product_id));
 diesel::joinable!(editions -> products (product_id));
 diesel::joinable!(editions -> builds (build_id));
 diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(organization_admins -> users (user_id));
 diesel::joinable!(api_token_products -> api_tokens (api_token_id));
 diesel::joinable!(api_token_products -> products (product_id));
 
@@ -168,4 +178,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_settings,
     operations,
     edition_history,
+    organization_admins,
 );

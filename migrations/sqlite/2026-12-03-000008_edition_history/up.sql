@@ -17,8 +17,8 @@ CREATE TABLE edition_history (
         'requested', 'tracking', 'rollback', 'repair', 'adopted', 'deleted', 'retention')),
     -- Who: the `caused_by` of the operation (or request) that made it.
     caused_by TEXT,
-    operation_id BIGINT
-        CONSTRAINT edition_history_operation_id_fkey REFERENCES operations (id) ON DELETE SET NULL,
+    -- Operations are never deleted; no foreign key, so that SQLite can rebuild that table.
+    operation_id BIGINT,
     date_created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 CREATE INDEX edition_history_edition_idx ON edition_history (edition_id, id);
