@@ -385,6 +385,40 @@ pub fn check(settings: &OrganizationSettings, surface: Surface) -> Result<(), St
             name(Field::PathPrefix)
         ));
     }
+    if served_by_keeper(settings) {
+        let first = settings
+            .path_prefix
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        if first.is_empty() {
+            return Err(format!(
+                "on keeper's own URL (no {}) the sites need a {} such as /docs: keeper's API \
+                 answers at the root",
+                name(Field::RootDomain),
+                name(Field::PathPrefix)
+            ));
+        }
+        if RESERVED_PATH_PREFIXES.contains(&first) {
+            return Err(format!(
+                "{} /{first} is one of keeper's own routes; choose another",
+                name(Field::PathPrefix)
+            ));
+        }
+        if settings
+            .path_prefix
+            .split('/')
+            .skip(1)
+            .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+        {
+            return Err(format!(
+                "{} {:?} has an empty, . or .. segment",
+                name(Field::PathPrefix),
+                settings.path_prefix
+            ));
+        }
+    }
     if OrgBackends::is_default(settings) {
         return Ok(());
     }
@@ -490,6 +524,7 @@ mod tests {
     fn s3_org() -> OrganizationSettings {
         OrganizationSettings {
             bucket_name: "acme-docs".into(),
+            path_prefix: "/acme".into(),
             ..blank_settings("acme")
         }
     }
@@ -568,7 +603,14 @@ mod tests {
             let err = check(&settings, Surface::Cli).unwrap_err();
             assert!(err.contains(needle), "{err} lacks {needle}");
         };
-        refused(blank_settings("acme"), "--bucket");
+        refused(
+            OrganizationSettings {
+                path_prefix: "/acme".into(),
+                ..blank_settings("acme")
+            },
+            "--bucket",
+        );
+        refused(blank_settings("acme"), "--path-prefix such as /docs");
         refused(
             OrganizationSettings {
                 cdn_kind: CdnKind::Fastly,
@@ -592,6 +634,13 @@ mod tests {
             "--root-domain",
         );
         refused(blank_settings("Acme Corp"), "not an organization slug");
+        refused(
+            OrganizationSettings {
+                path_prefix: "/users".into(),
+                ..s3_org()
+            },
+            "one of keeper's own routes",
+        );
         // An unknown CDN or layout cannot reach the settings: the option is refused.
         for (args, needle) in [
             (
@@ -615,7 +664,14 @@ mod tests {
         }
         assert_eq!(check(&s3_org(), Surface::Cli), Ok(()));
         // Over HTTP the same rules name the JSON fields.
-        let err = check(&blank_settings("acme"), Surface::Http).unwrap_err();
+        let err = check(
+            &OrganizationSettings {
+                path_prefix: "/acme".into(),
+                ..blank_settings("acme")
+            },
+            Surface::Http,
+        )
+        .unwrap_err();
         assert!(err.contains("(bucket_name)"), "{err}");
     }
 
