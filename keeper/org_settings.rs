@@ -308,15 +308,21 @@ pub fn check_prefix_free(
     if !served_by_keeper(settings) {
         return Ok(());
     }
-    match others
-        .iter()
-        .find(|other| served_by_keeper(other) && other.path_prefix == settings.path_prefix)
-    {
+    // The same prefix, or one inside the other (`/docs` and `/docs/team`): a path under both
+    // could be either organization's product.
+    let overlaps = |a: &str, b: &str| {
+        a == b
+            || a.strip_prefix(b).is_some_and(|rest| rest.starts_with('/'))
+            || b.strip_prefix(a).is_some_and(|rest| rest.starts_with('/'))
+    };
+    match others.iter().find(|other| {
+        served_by_keeper(other) && overlaps(&other.path_prefix, &settings.path_prefix)
+    }) {
         Some(other) => Err(format!(
-            "organization {} already publishes at {} on keeper's own URL; choose another {} \
-             (or a {} of its own)",
+            "organization {} already publishes at {} on keeper's own URL; choose a {} that \
+             neither is nor holds nor lies inside it (or a {} of its own)",
             other.slug,
-            settings.path_prefix,
+            other.path_prefix,
             surface.name(Field::PathPrefix),
             surface.name(Field::RootDomain)
         )),

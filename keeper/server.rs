@@ -6,7 +6,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::shutdown::ShutdownSignal;
 use crate::startup::{
-    bind, build_worker, check_deployment, load_default_editions, prepare, refresh_default_editions,
+    bind, build_worker, check_deployment, load_site_maps, prepare, refresh_site_maps,
     refuse_wiped_database, start_http_with, storage_services,
 };
 
@@ -28,10 +28,10 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
     )
     .await?;
     check_deployment(&prepared.pool, storage.sites.store.as_ref()).await?;
-    load_default_editions(&prepared.pool, &storage.sites.default_editions)?;
-    let refresher = tokio::spawn(refresh_default_editions(
+    load_site_maps(&prepared.pool, &storage.sites).await?;
+    let refresher = tokio::spawn(refresh_site_maps(
         prepared.pool.clone(),
-        storage.sites.default_editions.clone(),
+        storage.sites.clone(),
         std::time::Duration::from_secs(30),
     ));
     let mut shutdown = ShutdownSignal::install()?;

@@ -131,6 +131,8 @@ pub fn start_http_with(
     storage: Option<StorageServices>,
 ) -> anyhow::Result<Server> {
     let max_body_bytes = http.max_body_bytes;
+    let mut state = state;
+    state.sites = storage.as_ref().map(|storage| storage.sites.clone());
     let mut server = HttpServer::new(move || {
         let storage = storage.clone();
         app_with(state.clone(), max_body_bytes, move |config| {
@@ -215,17 +217,18 @@ pub async fn storage_services(
             credentials: SigningCredentials::keeper(secret_key.clone()),
             max_bytes: config.storage.upload_max_bytes,
         });
+    let organizations = Arc::new(org_backends(config)?);
     Ok(StorageServices {
-        sites: SiteServer {
-            store: store.clone(),
-            root_domain: config.storage.sites_root_domain.clone(),
-            default_editions: Default::default(),
-        },
+        sites: SiteServer::new(
+            store.clone(),
+            config.storage.sites_root_domain.clone(),
+            organizations.clone(),
+        ),
         uploads,
         forms: Some(UploadForms {
             target,
             store: store.clone(),
-            organizations: Arc::new(org_backends(config)?),
+            organizations,
             expiry: config.storage.upload_form_expiry,
             max_bytes: config.storage.upload_max_bytes,
         }),
@@ -358,26 +361,26 @@ pub fn load_default_editions(pool: &DbPool, defaults: &DefaultEditions) -> anyho
     Ok(())
 }
 
-/// Reloads the default editions every `period` (an adoption or a recovery into a database a
-/// server already serves shows up without a restart); a failed reload keeps the last map.
-pub async fn refresh_default_editions(
-    pool: DbPool,
-    defaults: DefaultEditions,
-    period: std::time::Duration,
-) {
+/// What the site server reads from the database: the default editions that are not `__main`
+/// and the organizations it serves by path.
+pub async fn load_site_maps(pool: &DbPool, sites: &SiteServer) -> anyhow::Result<()> {
+    let (loading_pool, defaults) = (pool.clone(), sites.default_editions.clone());
+    tokio::task::spawn_blocking(move || load_default_editions(&loading_pool, &defaults))
+        .await
+        .context("reading the default editions")??;
+    sites.reload_organizations(pool).await
+}
+
+/// Reloads the site server's maps every `period` (an adoption, a recovery or an organization
+/// changed through another replica shows up without a restart); a failed reload keeps the last
+/// maps.
+pub async fn refresh_site_maps(pool: DbPool, sites: SiteServer, period: std::time::Duration) {
     let mut ticks = tokio::time::interval(period);
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        let (pool, defaults) = (pool.clone(), defaults.clone());
-        let reloaded =
-            tokio::task::spawn_blocking(move || load_default_editions(&pool, &defaults)).await;
-        match reloaded {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => {
-                tracing::warn!(error = %format!("{err:#}"), "reloading the default editions failed")
-            }
-            Err(err) => tracing::warn!(error = %err, "reloading the default editions failed"),
+        if let Err(err) = load_site_maps(&pool, &sites).await {
+            tracing::warn!(error = %format!("{err:#}"), "reloading the site server's maps failed");
         }
     }
 }

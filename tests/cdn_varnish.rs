@@ -82,11 +82,13 @@ fn varnish_caches_pages_until_purged_by_surrogate_key() {
     let prepared = keeper::startup::prepare(&config).unwrap();
     let state = prepared.app_state(&config, config.http.bind);
     let services = StorageServices {
-        sites: SiteServer {
-            store: store.clone(),
-            root_domain: Some("example.org".into()),
-            default_editions: Default::default(),
-        },
+        sites: SiteServer::new(
+            store.clone(),
+            Some("example.org".into()),
+            std::sync::Arc::new(keeper::backends::OrgBackends::new(
+                keeper::backends::OrgDefaults::without_keys(),
+            )),
+        ),
         uploads: None,
         forms: None,
     };

@@ -429,6 +429,13 @@ fn the_manifests_run_as_their_readme_says() {
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
+    // The page is readable once the copy is done; the attempt is counted when the operation's
+    // outcome is recorded, after the purge.
+    wait_for(
+        "the rebuild's outcome, counted by a worker",
+        Duration::from_secs(60),
+        || worker_ports.iter().map(|port| attempts(*port)).sum::<f64>() >= 1.0,
+    );
     let by_workers: f64 = worker_ports.iter().map(|port| attempts(*port)).sum();
     let by_replicas: f64 = api_ports.iter().map(|port| attempts(*port)).sum();
     assert_eq!((by_workers, by_replicas), (1.0, 0.0));

@@ -3,12 +3,16 @@
 //! an organization's admin cannot touch another's settings.
 
 mod common;
+mod storage_support;
 
+use bytes::Bytes;
 use common::api::Api;
 use common::TestBackend;
 use keeper::domain::Permissions;
+use keeper::storage::{ObjectHeaders, ObjectStore};
 use reqwest::Method;
 use serde_json::{json, Value};
+use storage_support::S3TestServer;
 
 const S3_SECRET: &str = "s3-secret-never-shown";
 const FASTLY_KEY: &str = "fastly-key-never-shown";
@@ -178,6 +182,7 @@ fn organizations_are_managed_over_http(backend: TestBackend) {
             "organization beta already publishes at /beta",
         ),
         (json!({"path_prefix": "/docs"}), 409, "organization default"),
+        (json!({"path_prefix": "/docs/acme"}), 409, "lies inside it"),
         (json!({"title": "x".repeat(2000)}), 422, "longer than"),
         (json!({"title": "a\u{0}b"}), 422, "control character"),
         (json!({"slug": "renamed"}), 422, "slug cannot change"),
@@ -298,7 +303,119 @@ fn secrets_need_an_encryption_key(backend: TestBackend) {
         .is_empty());
 }
 
+fn page(store: &dyn ObjectStore, runtime: &tokio::runtime::Runtime, key: &str, text: &str) {
+    let headers = ObjectHeaders {
+        content_type: Some("text/html".into()),
+        ..ObjectHeaders::default()
+    };
+    runtime
+        .block_on(store.put(key, Bytes::from(text.to_owned()), &headers))
+        .unwrap();
+}
+
+fn text_of(api: &Api, path: &str) -> (u16, String, String) {
+    let response = reqwest::blocking::get(api.url(path)).unwrap();
+    let status = response.status().as_u16();
+    let policy = response
+        .headers()
+        .get("content-security-policy")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, response.text().unwrap(), policy)
+}
+
+/// Keeper's site server answers every organization published on keeper's own URL, each at its
+/// path prefix from its own bucket, and follows a changed prefix without a restart.
+fn the_site_server_answers_every_organizations_prefix(backend: TestBackend) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let s3 = runtime.block_on(S3TestServer::start());
+    let key = encryption_key();
+    let api = Api::start_with_storage(backend, &[("KEEPER_ENCRYPTION_KEYS", &key)]);
+    let root = api.user("root", Permissions::ALL);
+    grant_every(&api, "root");
+    let created = api.post(
+        "/orgs/",
+        &root,
+        json!({
+            "slug": "acme", "bucket_name": storage_support::BUCKET,
+            "s3_endpoint_url": s3.endpoint(), "s3_path_style": true,
+            "s3_region": storage_support::REGION,
+            "s3_access_key_id": storage_support::ACCESS_KEY,
+            "s3_secret_access_key": storage_support::SECRET_KEY,
+        }),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    let reply = api.post(
+        "/products/",
+        &root,
+        json!({"slug": "handbook", "title": "Acme Handbook", "doc_repo": "", "organization": "acme"}),
+    );
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(reply.body["published_url"], api.url("/acme/handbook"));
+    api.product(&root, "demo");
+    let acme_bucket = runtime.block_on(s3.store(1000));
+    page(
+        &acme_bucket,
+        &runtime,
+        "handbook/v/__main/index.html",
+        "acme's handbook",
+    );
+    let local = api.local_store();
+    page(
+        &local,
+        &runtime,
+        "demo/v/__main/index.html",
+        "the default's demo",
+    );
+
+    // Each organization at its prefix, from its own bucket, and only there.
+    let (status, text, policy) = text_of(&api, "/acme/handbook/");
+    assert_eq!((status, text.as_str()), (200, "acme's handbook"));
+    assert!(policy.contains("/acme/"), "{policy}");
+    let (status, text, _) = text_of(&api, "/docs/demo/");
+    assert_eq!((status, text.as_str()), (200, "the default's demo"));
+    assert_eq!(text_of(&api, "/docs/handbook/").0, 404);
+    assert_eq!(text_of(&api, "/acme/demo/").0, 404);
+    // Each prefix lists its own organization's products.
+    let (_, listed, _) = text_of(&api, "/acme/");
+    assert!(
+        listed.contains("Acme Handbook") && !listed.contains("/docs/demo"),
+        "{listed}"
+    );
+    let (_, listed, _) = text_of(&api, "/docs/");
+    assert!(
+        !listed.contains("Acme Handbook") && listed.contains("demo"),
+        "{listed}"
+    );
+    // A bare prefix is redirected to the form with `/`; a path that only starts alike is not
+    // the organization's.
+    let bare = api.get("/acme");
+    assert_eq!(
+        (bare.status, bare.location.as_deref()),
+        (301, Some("/acme/")),
+        "{bare:?}"
+    );
+    assert_eq!(api.get("/acmeish/handbook/").status, 404);
+
+    // The default organization moved: its sites answer at the new prefix at once, the old one
+    // is no longer a site (keeper's JSON 404), and the API is untouched.
+    let moved = api.patch("/orgs/default", &root, json!({"path_prefix": "/handbooks"}));
+    assert_eq!(moved.status, 200, "{moved:?}");
+    let (status, text, _) = text_of(&api, "/handbooks/demo/");
+    assert_eq!((status, text.as_str()), (200, "the default's demo"));
+    let old = api.get("/docs/demo/");
+    assert_eq!(old.status, 404);
+    assert_eq!(old.body["status"], 404, "{old:?}");
+    assert_eq!(
+        api.get("/products/demo").body["published_url"],
+        api.url("/handbooks/demo")
+    );
+    assert_eq!(api.get("/products/").status, 200);
+    drop(s3);
+}
+
 on_both_backends!(
     organizations_are_managed_over_http,
-    secrets_need_an_encryption_key
+    secrets_need_an_encryption_key,
+    the_site_server_answers_every_organizations_prefix,
 );

@@ -41,11 +41,13 @@ impl Site {
         db.seed_open_build("demo", "7");
         let state = prepared.app_state(&config, config.http.bind);
         let services = StorageServices {
-            sites: SiteServer {
-                store: store.clone(),
-                root_domain: Some("example.org".into()),
-                default_editions: Default::default(),
-            },
+            sites: SiteServer::new(
+                store.clone(),
+                Some("example.org".into()),
+                std::sync::Arc::new(keeper::backends::OrgBackends::new(
+                    keeper::backends::OrgDefaults::without_keys(),
+                )),
+            ),
             uploads: Some(UploadEndpoint {
                 store: store.clone(),
                 credentials: credentials(),

@@ -41,6 +41,10 @@ pub struct AppState {
     /// What organizations' secrets are encrypted with (`/orgs/`); `None` when
     /// `KEEPER_ENCRYPTION_KEYS` is not set, and then no secret can be stored.
     pub encryption_keys: Option<crate::crypto::EncryptionKeys>,
+    /// The site server, when this process serves sites: `/orgs/` reloads its organizations
+    /// after a change, so this replica serves a new prefix at once (others within their
+    /// refresh period).
+    pub sites: Option<crate::api::sites::SiteServer>,
 }
 
 impl AppState {
@@ -59,6 +63,7 @@ impl AppState {
             body_timeout: std::time::Duration::from_secs(30),
             numbers_in_flight: Arc::default(),
             encryption_keys: None,
+            sites: None,
         }
     }
 

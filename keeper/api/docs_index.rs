@@ -1,4 +1,4 @@
-//! What `/docs/` lists: every product, its published URL, its default edition and how many
+//! What an organization's product list (`/docs/`) shows: each of its products, its published URL, its default edition and how many
 //! editions it has (three queries, whatever the number of products).
 
 use std::collections::HashMap;
@@ -12,8 +12,9 @@ use crate::domain::{product_url, ProductSlug};
 use crate::error::ApiResult;
 use crate::pages::site::ProductEntry;
 
-/// The products `/docs/` lists, by title.
-pub async fn product_entries(state: &AppState) -> ApiResult<Vec<ProductEntry>> {
+/// The products of `organization` (a slug) that its product list (`/docs/`) shows, by title.
+pub async fn product_entries(state: &AppState, organization: &str) -> ApiResult<Vec<ProductEntry>> {
+    let organization = organization.to_owned();
     let (products, counts, defaults) = run_db(&state.pool, |conn| {
         Ok((
             list_products_with_organizations(conn)?,
@@ -29,6 +30,7 @@ pub async fn product_entries(state: &AppState) -> ApiResult<Vec<ProductEntry>> {
         .collect();
     Ok(products
         .into_iter()
+        .filter(|(_, owner)| owner.slug == organization)
         .filter_map(|(product, organization)| {
             // A row whose slug breaks the rules has no URL to link; it is left out.
             let slug = ProductSlug::parse(&product.slug).ok()?;

@@ -370,6 +370,7 @@ pub async fn create(
     })
     .await?;
     tracing::info!(organization.slug = %settings.slug, "organization created");
+    reload_sites(&state).await;
     let response = org_response(&state, settings, Vec::new());
     Ok(created(&response.self_url.clone(), &response))
 }
@@ -418,7 +419,18 @@ pub async fn patch(
     })
     .await?;
     tracing::info!(organization.slug = %settings.slug, "organization updated");
+    reload_sites(&state).await;
     Ok(web::Json(org_response(&state, settings, admins)))
+}
+
+/// This replica's site server serves the organizations as they now are (the others reload
+/// within their refresh period). A failed reload keeps the last map; the change is stored.
+async fn reload_sites(state: &AppState) {
+    if let Some(sites) = &state.sites {
+        if let Err(err) = sites.reload_organizations(&state.pool).await {
+            tracing::warn!(error = %format!("{err:#}"), "reloading the served organizations failed");
+        }
+    }
 }
 
 /// 409 when another organization already publishes at the same path on keeper's own URL.

@@ -26,16 +26,85 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{guard, web, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder};
 use percent_encoding::percent_decode_str;
 
+use anyhow::Context;
+
 use crate::api::app::AppState;
 use crate::api::app::KeepBody;
 use crate::api::docs_index::product_entries;
+use crate::backends::OrgBackends;
+use crate::db::organizations::list_organization_settings;
+use crate::db::DbPool;
 use crate::domain::{BucketPrefix, BuildSlug, DashboardFile, EditionSlug, ProductSlug};
 use crate::error::ApiError;
+use crate::org_settings::{check, served_by_keeper, Surface};
 use crate::pages::site::{not_found_page, products_page, NotFoundLinks};
 use crate::storage::{ObjectHead, ObjectStore, StorageError};
 
-/// Where the default organization's products are served (path layout).
+/// Where the default organization's products are served (path layout) until the database says
+/// otherwise: its `path_prefix`, as the first migration sets it.
 pub const PATH_PREFIX: &str = "/docs";
+
+/// An organization whose sites keeper serves itself: the path layout on keeper's own URL.
+#[derive(Debug, Clone)]
+pub struct OrgSite {
+    /// Where its products are, e.g. `/docs` (no trailing `/`).
+    pub prefix: String,
+    /// Its slug, for the product list at the prefix.
+    pub organization: String,
+    /// Its bucket: the process's store for the default organization, its own for the others.
+    pub store: Arc<dyn ObjectStore>,
+}
+
+/// Every organization keeper serves by path, refreshed from the database (`startup`), so a
+/// page costs no query.
+#[derive(Debug, Clone)]
+pub struct OrgSites(Arc<RwLock<Vec<OrgSite>>>);
+
+impl OrgSites {
+    /// Only the default organization, at `/docs`, over `store`: what is served before the
+    /// organizations are read.
+    pub fn default_only(store: Arc<dyn ObjectStore>) -> Self {
+        Self(Arc::new(RwLock::new(vec![OrgSite {
+            prefix: PATH_PREFIX.to_owned(),
+            organization: crate::db::organizations::DEFAULT_ORGANIZATION.to_owned(),
+            store,
+        }])))
+    }
+
+    pub fn replace(&self, sites: Vec<OrgSite>) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = sites;
+    }
+
+    /// The organization whose prefix `path` is at or under (whole segments).
+    pub fn find(&self, path: &str) -> Option<OrgSite> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|site| {
+                path.strip_prefix(site.prefix.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .max_by_key(|site| site.prefix.len())
+            .cloned()
+    }
+
+    /// The prefixes served, sorted.
+    pub fn prefixes(&self) -> Vec<String> {
+        let mut prefixes: Vec<String> = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|site| site.prefix.clone())
+            .collect();
+        prefixes.sort();
+        prefixes
+    }
+}
 
 /// Marks a request the site server answered, for the metrics' `route` label (`site`): its
 /// scopes match no route template.
@@ -49,6 +118,10 @@ pub struct SiteServer {
     pub root_domain: Option<String>,
     /// Products whose default edition is not `__main`.
     pub default_editions: DefaultEditions,
+    /// The organizations served by path, each at its prefix over its own bucket.
+    pub organizations: OrgSites,
+    /// Builds the other organizations' bucket clients.
+    pub backends: Arc<OrgBackends>,
 }
 
 /// The default edition of every product whose default edition is not `__main`: a product
@@ -83,6 +156,65 @@ impl DefaultEditions {
 }
 
 impl SiteServer {
+    /// A site server over `store` serving the default organization at `/docs` (and, with
+    /// `root_domain`, products by host) until [`SiteServer::reload_organizations`] reads the
+    /// organizations; `backends` builds the other organizations' bucket clients.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        root_domain: Option<String>,
+        backends: Arc<OrgBackends>,
+    ) -> Self {
+        Self {
+            organizations: OrgSites::default_only(store.clone()),
+            store,
+            root_domain,
+            default_editions: DefaultEditions::default(),
+            backends,
+        }
+    }
+
+    /// Reads which organizations keeper serves by path (`org_settings::served_by_keeper`) and
+    /// serves each at its prefix over its bucket from now on. An organization whose settings
+    /// cannot be used (a prefix an older release allowed, a bucket without its secret) is left
+    /// out with a warning rather than shadowing the API or failing every page.
+    pub async fn reload_organizations(&self, pool: &DbPool) -> anyhow::Result<()> {
+        let pool = pool.clone();
+        let rows = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let mut conn = pool.get().context("connecting to the database")?;
+            list_organization_settings(&mut conn).context("reading the organizations")
+        })
+        .await
+        .context("reading the organizations")??;
+        let mut served = Vec::new();
+        for (_, settings) in rows {
+            if !served_by_keeper(&settings) {
+                continue;
+            }
+            if let Err(problem) = check(&settings, Surface::Cli) {
+                tracing::warn!(organization = %settings.slug, %problem, "not serving the organization's sites");
+                continue;
+            }
+            let store = if OrgBackends::is_default(&settings) {
+                self.store.clone()
+            } else {
+                match self.backends.for_organization(&settings).await {
+                    Ok(backends) => backends.store,
+                    Err(err) => {
+                        tracing::warn!(organization = %settings.slug, error = %err, "not serving the organization's sites");
+                        continue;
+                    }
+                }
+            };
+            served.push(OrgSite {
+                prefix: settings.path_prefix.clone(),
+                organization: settings.slug.clone(),
+                store,
+            });
+        }
+        self.organizations.replace(served);
+        Ok(())
+    }
+
     /// Registers the site routes. Call it before the API's routes: a request for a product's
     /// subdomain is answered here whatever its path.
     pub fn configure(&self, config: &mut web::ServiceConfig) {
@@ -97,8 +229,12 @@ impl SiteServer {
                     .default_service(web::to(serve_by_host)),
             );
         }
+        let organizations = self.organizations.clone();
         config.service(
-            web::scope(PATH_PREFIX)
+            web::scope("")
+                .guard(guard::fn_guard(move |ctx| {
+                    organizations.find(ctx.head().uri.path()).is_some()
+                }))
                 .app_data(data)
                 .default_service(web::to(serve_by_path)),
         );
@@ -251,7 +387,12 @@ async fn serve_by_path(
 ) -> HttpResponse {
     req.extensions_mut().insert(PublishedPage);
     let path = req.path();
-    let after = path.strip_prefix(PATH_PREFIX).unwrap_or_default();
+    let Some(organization) = site.organizations.find(path) else {
+        return not_found(None);
+    };
+    let after = path
+        .strip_prefix(organization.prefix.as_str())
+        .unwrap_or_default();
     let Some(after) = after.strip_prefix('/') else {
         return redirect_with_slash(&req);
     };
@@ -259,14 +400,17 @@ async fn serve_by_path(
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return method_not_allowed(&req);
         }
-        return products_index(&state).await;
+        return products_index(&state, &organization.organization).await;
     }
     let (product, rest) = match after.split_once('/') {
         Some((product, rest)) => (product, format!("/{rest}")),
         None => (after, String::new()),
     };
     let product = percent_decode_str(product).decode_utf8_lossy().into_owned();
-    serve(&req, &site, &product, &rest, Origin::SharedWithApi).await
+    let origin = Origin::SharedWithApi {
+        prefix: organization.prefix.clone(),
+    };
+    serve(&req, &site, &organization.store, &product, &rest, &origin).await
 }
 
 async fn serve_by_host(req: HttpRequest, site: web::Data<SiteServer>) -> HttpResponse {
@@ -277,14 +421,16 @@ async fn serve_by_host(req: HttpRequest, site: web::Data<SiteServer>) -> HttpRes
     let Some(product) = product_from_host(host_of(req.head()), domain).map(str::to_owned) else {
         return not_found(None);
     };
-    serve(&req, &site, &product, req.path(), Origin::Product).await
+    let store = site.store.clone();
+    serve(&req, &site, &store, &product, req.path(), &Origin::Product).await
 }
 
 /// Whose origin a published page is served from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Origin {
-    /// Keeper's own (the path layout, `/docs/<product>/`): the API answers on the same origin.
-    SharedWithApi,
+    /// Keeper's own (the path layout, `<prefix>/<product>/`): the API answers on the same
+    /// origin.
+    SharedWithApi { prefix: String },
     /// The product's own host (the subdomain layout).
     Product,
 }
@@ -295,18 +441,19 @@ enum Origin {
 /// cookies, no `WWW-Authenticate` challenge, so no browser-kept Basic credentials); this also
 /// stops a page from calling the API at all. Production serves sites from their own domain
 /// behind a CDN, where this does not apply.
-fn shared_origin_policy(req: &HttpRequest) -> String {
+fn shared_origin_policy(req: &HttpRequest, prefix: &str) -> String {
     let info = req.connection_info();
-    let docs = format!("{}://{}{PATH_PREFIX}/", info.scheme(), info.host());
+    let docs = format!("{}://{}{prefix}/", info.scheme(), info.host());
     format!("connect-src {docs}; form-action {docs}; frame-ancestors 'self'")
 }
 
 async fn serve(
     req: &HttpRequest,
     site: &SiteServer,
+    store: &Arc<dyn ObjectStore>,
     product: &str,
     rest: &str,
-    origin: Origin,
+    origin: &Origin,
 ) -> HttpResponse {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return method_not_allowed(req);
@@ -315,10 +462,13 @@ async fn serve(
         .ok()
         .map(|product| NotFoundLinks {
             base: match origin {
-                Origin::SharedWithApi => format!("{PATH_PREFIX}/{product}"),
+                Origin::SharedWithApi { prefix } => format!("{prefix}/{product}"),
                 Origin::Product => String::new(),
             },
-            all_products: (origin == Origin::SharedWithApi).then(|| format!("{PATH_PREFIX}/")),
+            all_products: match origin {
+                Origin::SharedWithApi { prefix } => Some(format!("{prefix}/")),
+                Origin::Product => None,
+            },
             product: product.to_string(),
         });
     let (key, directory, site_prefix, shared) = match resolve(product, rest, &site.default_editions)
@@ -332,17 +482,18 @@ async fn serve(
         Target::AddSlash => return redirect_with_slash(req),
         Target::NotFound => return not_found(links.as_ref()),
     };
-    let head = match site.store.head(&key).await {
+    let head = match store.head(&key).await {
         Ok(head) => head,
         Err(StorageError::NotFound { .. } | StorageError::InvalidKey { .. }) => {
             // A directory named without its slash, with no redirect object: redirect if it has
             // an index page.
-            if !directory && site.store.head(&format!("{key}/index.html")).await.is_ok() {
+            if !directory && store.head(&format!("{key}/index.html")).await.is_ok() {
                 return redirect_with_slash(req);
             }
             return product_not_found(
                 req,
                 site,
+                store,
                 product,
                 site_prefix.as_ref(),
                 links.as_ref(),
@@ -365,8 +516,11 @@ async fn serve(
     let mut response = HttpResponse::Ok();
     object_headers(&mut response, &key, &head);
     response.insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-    if origin == Origin::SharedWithApi {
-        response.insert_header((header::CONTENT_SECURITY_POLICY, shared_origin_policy(req)));
+    if let Origin::SharedWithApi { prefix } = origin {
+        response.insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            shared_origin_policy(req, prefix),
+        ));
     }
     if shared {
         // A version list is read by themes on other origins (a site served elsewhere).
@@ -386,12 +540,13 @@ async fn serve(
             futures::stream::empty::<Result<bytes::Bytes, StorageError>>(),
         ));
     }
-    match site.store.get(&key).await {
+    match store.get(&key).await {
         Ok(object) => response.body(SizedStream::new(object.head.summary.size, object.body)),
         Err(StorageError::NotFound { .. }) => {
             product_not_found(
                 req,
                 site,
+                store,
                 product,
                 site_prefix.as_ref(),
                 links.as_ref(),
@@ -417,9 +572,10 @@ fn method_not_allowed(req: &HttpRequest) -> HttpResponse {
     response
 }
 
-/// `/docs/`: every product, read from the database (the only site page that is).
-async fn products_index(state: &AppState) -> HttpResponse {
-    match product_entries(state).await {
+/// `<prefix>/`: every product of the organization, read from the database (the only site page
+/// that is).
+async fn products_index(state: &AppState, organization: &str) -> HttpResponse {
+    match product_entries(state, organization).await {
         Ok(entries) => HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -435,10 +591,11 @@ async fn products_index(state: &AppState) -> HttpResponse {
 async fn product_not_found(
     req: &HttpRequest,
     site: &SiteServer,
+    store: &Arc<dyn ObjectStore>,
     product: &str,
     site_prefix: Option<&BucketPrefix>,
     links: Option<&NotFoundLinks>,
-    origin: Origin,
+    origin: &Origin,
 ) -> HttpResponse {
     let Ok(slug) = ProductSlug::parse(product) else {
         return not_found(None);
@@ -453,7 +610,7 @@ async fn product_not_found(
     }
     for prefix in candidates {
         let key = format!("{}404.html", prefix.as_str());
-        let object = match site.store.get(&key).await {
+        let object = match store.get(&key).await {
             Ok(object) => object,
             Err(StorageError::NotFound { .. } | StorageError::InvalidKey { .. }) => continue,
             Err(err) => return unavailable(err),
@@ -463,8 +620,11 @@ async fn product_not_found(
         response
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-        if origin == Origin::SharedWithApi {
-            response.insert_header((header::CONTENT_SECURITY_POLICY, shared_origin_policy(req)));
+        if let Origin::SharedWithApi { prefix } = origin {
+            response.insert_header((
+                header::CONTENT_SECURITY_POLICY,
+                shared_origin_policy(req, prefix),
+            ));
         }
         if req.method() == Method::HEAD {
             return response.finish().into_kept();

@@ -198,6 +198,9 @@ impl TestServer {
                 let storage = keeper::startup::storage_services(&config, &prepared.secret_key)
                     .await
                     .expect("object store");
+                keeper::startup::load_site_maps(&prepared.pool, &storage.sites)
+                    .await
+                    .expect("the site server's maps");
                 let state = prepared.app_state(&config, address);
                 let server =
                     keeper::startup::start_http_with(state, &config.http, listener, Some(storage))
