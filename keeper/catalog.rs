@@ -16,7 +16,7 @@ pub enum CatalogError {
 
 pub type CatalogResult<T> = Result<T, CatalogError>;
 
-use crate::db::builds::find_build;
+use crate::db::builds::{find_build, lock_for_rebuild};
 use crate::db::editions::list_editions;
 use crate::db::models::{Build, Edition, Operation, Product};
 use crate::db::operations::active_operation_for_edition;
@@ -32,6 +32,8 @@ pub fn request_rebuild(
     build: &Build,
     reason: HistoryReason,
 ) -> CatalogResult<Operation> {
+    // The row as it is now, locked: retention may have deprecated the build since it was read.
+    let build = &lock_for_rebuild(conn, build.id)?;
     if !build.is_publishable() {
         return Err(CatalogError::Unpublishable {
             build: build.slug.clone(),

@@ -112,6 +112,16 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Apply the retention policy now (KEEPER_RETENTION*, or the product's own): delete the
+    /// builds and stale branch editions it no longer keeps, saying why for each.
+    Gc {
+        /// Only this product.
+        #[arg(long)]
+        product: Option<String>,
+        /// Print exactly what would be deleted and why, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Take over an LTD Keeper database (1.x or a 2.0 alpha) into this keeper's empty one,
     /// keeping every id, slug and surrogate key; reports every repair. Writes nothing to the
     /// original. Its encrypted secrets (2.0) need KEEPER_ADOPT_FERNET_KEY.
@@ -331,6 +341,20 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
         } => block_on(run_recover(&config, &organization, dry_run)),
         Command::Verify { product, repair } => {
             block_on(run_verify(&config, product.as_deref(), repair))
+        }
+        Command::Gc { product, dry_run } => {
+            let mut conn = prepare(&config)?
+                .pool
+                .get()
+                .context("connecting to the database")?;
+            let report = crate::ops::retention::gc(
+                &mut conn,
+                &config.worker.retention,
+                product.as_deref(),
+                dry_run,
+            )?;
+            print!("{report}");
+            Ok(())
         }
         Command::Adopt { from, dry_run } => {
             let report = crate::adopt::run(

@@ -57,6 +57,7 @@ impl Prepared {
         )
         .with_login(&config.auth.login)
         .with_body_timeout(config.http.body_timeout)
+        .with_retention(&config.worker.retention)
         // `cli::main` refused a malformed KEEPER_ENCRYPTION_KEYS before any command ran.
         .with_encryption_keys(
             crate::crypto::EncryptionKeys::from_config(&config.organizations)

@@ -22,6 +22,8 @@ const PRODUCT_FIELDS: &[&str] = &[
     "bucket_name",
     "published_url",
     "surrogate_key",
+    // keeper's: the retention policy that applies.
+    "retention",
 ];
 const BUILD_FIELDS: &[&str] = &[
     "self_url",

@@ -45,6 +45,8 @@ pub struct AppState {
     /// after a change, so this replica serves a new prefix at once (others within their
     /// refresh period).
     pub sites: Option<crate::api::sites::SiteServer>,
+    /// The deployment's retention policy, which products' answers show under their own.
+    pub retention: crate::domain::RetentionPolicy,
 }
 
 impl AppState {
@@ -64,7 +66,16 @@ impl AppState {
             numbers_in_flight: Arc::default(),
             encryption_keys: None,
             sites: None,
+            retention: crate::ops::retention::deployment_policy(
+                &crate::config::RetentionConfig::default(),
+            ),
         }
+    }
+
+    /// This state showing `config` as the deployment's retention policy.
+    pub fn with_retention(mut self, config: &crate::config::RetentionConfig) -> Self {
+        self.retention = crate::ops::retention::deployment_policy(config);
+        self
     }
 
     /// This state with organizations' secrets encrypted with `keys`.

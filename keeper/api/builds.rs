@@ -531,6 +531,7 @@ fn create_edition_for_refs(
             build_id: None,
             date_created: now(),
             surrogate_key: SurrogateKey::generate().as_str(),
+            auto_created: true,
         },
     )?;
     if let Some(edition) = created {

@@ -23,10 +23,8 @@ use crate::catalog::request_rebuild;
 use crate::db::builds::{find_build, find_build_row};
 use crate::db::editions::{edition_slugs, find_edition, insert_edition, update_edition};
 use crate::db::history;
-use crate::db::models::{
-    now, Edition, EditionChanges, NewEdition, NewHistoryEntry, Organization, Product,
-};
-use crate::db::operations::{current_cause, editions_pending_rebuild, latest_operation_on};
+use crate::db::models::{now, Edition, EditionChanges, NewEdition, Organization, Product};
+use crate::db::operations::{editions_pending_rebuild, latest_operation_on};
 use crate::db::organizations::find_organization;
 use crate::db::products::find_product_by_id;
 use crate::db::reads::{edition_in_context, live_edition_ids};
@@ -281,6 +279,7 @@ pub async fn create(
                     build_id: None,
                     date_created: now(),
                     surrogate_key: SurrogateKey::generate().as_str(),
+                    auto_created: false,
                 },
             )
             .map_err(|err| {
@@ -431,7 +430,7 @@ pub async fn delete(
             };
             loaded.edition = update_edition(conn, id, &ended)?;
             let operation = delete::enqueue_edition(conn, &loaded.product, &loaded.edition)?;
-            record_end(conn, &loaded.edition, HistoryReason::Deleted, operation.id)?;
+            history::record_end(conn, &loaded.edition, HistoryReason::Deleted, operation.id)?;
             records::enqueue(conn, &loaded.product, Subject::Edition(id))?;
             dashboard::enqueue(conn, &loaded.product)?;
             Ok(loaded)
@@ -440,31 +439,6 @@ pub async fn delete(
     .await?;
     tracing::info!(product.slug = %loaded.product.slug, edition.slug = %loaded.edition.slug, "edition deleted");
     Ok(web::Json(respond(&state, &loaded)?))
-}
-
-/// Records in the edition's history that it ended (deleted by a request or by retention).
-pub(crate) fn record_end(
-    conn: &mut DbConnection,
-    edition: &Edition,
-    reason: HistoryReason,
-    operation_id: i64,
-) -> ApiResult<()> {
-    let cause = current_cause();
-    history::record(
-        conn,
-        &NewHistoryEntry {
-            product_id: edition.product_id,
-            edition_id: edition.id,
-            edition_slug: &edition.slug,
-            build_before: edition.build_id,
-            build_after: None,
-            reason,
-            caused_by: cause.as_deref(),
-            operation_id: Some(operation_id),
-            date_created: now(),
-        },
-    )?;
-    Ok(())
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

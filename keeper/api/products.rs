@@ -19,8 +19,8 @@ use crate::db::products::{
 };
 use crate::db::reads::product_with_organization;
 use crate::db::DbConnection;
-use crate::domain::Permissions;
 use crate::domain::{EditionKind, EditionSlug, ProductSlug, SurrogateKey, TrackingMode};
+use crate::domain::{Permissions, PolicyOverride, RetentionPolicy};
 use crate::error::{or_bad_request, ApiError, ApiResult};
 use crate::ops::dashboard;
 use crate::ops::records::{self, Subject};
@@ -63,6 +63,20 @@ pub struct ProductPatchRequest {
     pub doc_repo: Option<String>,
     #[serde(default)]
     pub title: Option<String>,
+    /// keeper's: the product's own retention settings over the deployment's (`enabled`,
+    /// `keep_newest`, `keep_days`, `rollback_days`, `edition_days`, each optional); `null`
+    /// goes back to the deployment's policy. The `retention` of a GET answer may be sent back
+    /// whole: its `product_settings` are then what is set.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub retention: Option<Option<serde_json::Value>>,
+}
+
+/// A present field: `Some(None)` for `null`.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A product by slug, whatever its organization, and that organization (one statement); 404
@@ -198,6 +212,7 @@ pub async fn create_product(
                     build_id: None,
                     date_created: now,
                     surrogate_key: SurrogateKey::generate().as_str(),
+                    auto_created: false,
                 },
             )?;
             records::enqueue(conn, &product, Subject::Product)?;
@@ -228,6 +243,48 @@ pub fn duplicate_or(err: diesel::result::Error, message: String) -> ApiError {
     unique_violation_or(err, ApiError::bad_request(message))
 }
 
+/// The product's own retention settings a PATCH sets: an object of settings, or the
+/// `retention` of a GET answer sent back (its `product_settings`; the values it shows as
+/// applying are read-only, and a changed one is refused rather than ignored).
+fn retention_settings(
+    value: &serde_json::Value,
+    deployment: RetentionPolicy,
+) -> ApiResult<Option<PolicyOverride>> {
+    let parse = |value: &serde_json::Value| {
+        serde_json::from_value::<PolicyOverride>(value.clone())
+            .map_err(|err| ApiError::bad_request(format!("retention: {err}.")))
+    };
+    let Some(shown) = value
+        .as_object()
+        .filter(|fields| fields.contains_key("source"))
+    else {
+        let own = parse(value)?;
+        own.check().map_err(ApiError::bad_request)?;
+        return Ok(Some(own));
+    };
+    let own = match shown.get("product_settings") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(settings) => Some(parse(settings)?),
+    };
+    if let Some(own) = &own {
+        own.check().map_err(ApiError::bad_request)?;
+    }
+    let applying = deployment.with(&own.clone().unwrap_or_default());
+    let applying = serde_json::to_value(applying).map_err(ApiError::internal)?;
+    for (field, value) in shown {
+        if let Some(now) = applying.get(field) {
+            if now != value {
+                return Err(ApiError::bad_request(format!(
+                    "retention.{field} shows what applies and is read-only: set \
+                     retention.product_settings.{field}, or send {{\"retention\": {{\"{field}\": \
+                     {value}}}}}."
+                )));
+            }
+        }
+    }
+    Ok(own)
+}
+
 fn unique_violation_or(err: diesel::result::Error, answer: ApiError) -> ApiError {
     match crate::db::violation::violation(&err) {
         Some(crate::db::violation::Violation::Unique) => answer,
@@ -251,6 +308,7 @@ pub async fn patch_product(
     identity.require(Permissions::ADMIN_PRODUCT)?;
     let slug = slug.into_inner();
     let body = body.read().await?;
+    let deployment = state.retention;
     let (organization, product) = run_db_as(&state.pool, identity.cause(), move |conn| {
         let (organization, product) = load_product(conn, &slug)?;
         identity.require_for_product(Permissions::ADMIN_PRODUCT, product.id)?;
@@ -262,9 +320,20 @@ pub async fn patch_product(
         {
             return Err(ApiError::bad_request("title must not be empty."));
         }
+        let retention = match &request.retention {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(value)) => Some(
+                retention_settings(value, deployment)?
+                    .map(|own| serde_json::to_string(&own))
+                    .transpose()
+                    .map_err(ApiError::internal)?,
+            ),
+        };
         let changes = ProductChanges {
             title: request.title.as_deref(),
             doc_repo: request.doc_repo.as_deref(),
+            retention: retention.as_ref().map(Option::as_deref),
         };
         let product = conn.write_transaction(|conn| {
             let product = update_product(conn, product.id, &changes)?;

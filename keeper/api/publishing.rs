@@ -52,6 +52,50 @@ pub struct ProductResponse {
     pub bucket_name: String,
     pub published_url: String,
     pub surrogate_key: String,
+    /// keeper's: the retention policy that applies to the product.
+    pub retention: RetentionResponse,
+}
+
+/// A product's retention policy: the deployment's, with what the product sets over it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetentionResponse {
+    /// Off: nothing is deleted.
+    pub enabled: bool,
+    /// The newest uploaded builds kept whatever their age.
+    pub keep_newest: u32,
+    /// Builds younger than this many days are kept.
+    pub keep_days: u32,
+    /// Builds an edition showed within this many days are kept.
+    pub rollback_days: u32,
+    /// Branch and ticket editions keeper created go once their ref has had no build for this
+    /// many days.
+    pub edition_days: u32,
+    /// `deployment` (`KEEPER_RETENTION*`) or `product` (the product sets some of it).
+    pub source: String,
+    /// What the product sets itself (`PATCH /products/<slug>` `{"retention": {...}}`); null:
+    /// nothing.
+    #[schema(value_type = Option<Object>)]
+    pub product_settings: Option<crate::domain::PolicyOverride>,
+}
+
+/// The retention section of `product`'s answer.
+pub fn retention_response(state: &AppState, product: &Product) -> RetentionResponse {
+    let own = crate::ops::retention::product_override(product);
+    let policy = crate::ops::retention::effective_policy(state.retention, product);
+    RetentionResponse {
+        enabled: policy.enabled,
+        keep_newest: policy.keep_newest,
+        keep_days: policy.keep_days,
+        rollback_days: policy.rollback_days,
+        edition_days: policy.edition_days,
+        source: if own.is_some() {
+            "product"
+        } else {
+            "deployment"
+        }
+        .to_owned(),
+        product_settings: own,
+    }
 }
 
 pub fn product_response(
@@ -85,6 +129,7 @@ pub fn product_response(
         bucket_name: bucket_name(organization, product),
         published_url,
         surrogate_key: product.surrogate_key.clone(),
+        retention: retention_response(state, product),
     })
 }
 

@@ -12,6 +12,7 @@ mod database;
 mod http;
 mod log;
 mod organizations;
+mod retention;
 mod storage;
 mod vars;
 mod worker;
@@ -22,6 +23,7 @@ pub use database::{DatabaseConfig, DatabaseUrl, DEFAULT_DATABASE_URL};
 pub use http::{HttpConfig, DEFAULT_BIND};
 pub use log::LogConfig;
 pub use organizations::OrganizationsConfig;
+pub use retention::RetentionConfig;
 pub use storage::{
     parse_endpoint_url, S3Config, S3Parts, S3Problem, StorageBackend, StorageConfig,
     DEFAULT_S3_ATTEMPT_TIMEOUT, DEFAULT_S3_REGION, DEFAULT_UPLOAD_FORM_EXPIRY_SECS,

@@ -1,4 +1,5 @@
-//! `KEEPER_SERVE_RUNS_WORKER`, `KEEPER_WORKER_*`, `KEEPER_COPY_CONCURRENCY`.
+//! `KEEPER_SERVE_RUNS_WORKER`, `KEEPER_WORKER_*`, `KEEPER_COPY_CONCURRENCY`, and the
+//! retention policy workers apply (`retention`).
 
 use std::net::SocketAddr;
 
@@ -26,6 +27,8 @@ pub struct WorkerConfig {
     pub copy_concurrency: usize,
     /// Where `keeper worker` answers `/metrics` and its health probes; none when unset.
     pub metrics_bind: Option<SocketAddr>,
+    /// The deployment's retention policy, which workers apply (and the API shows).
+    pub retention: super::RetentionConfig,
 }
 
 pub(super) fn read<F: Fn(&str) -> Option<String>>(
@@ -46,5 +49,6 @@ pub(super) fn read<F: Fn(&str) -> Option<String>>(
                 .map(Some)
                 .map_err(|err| format!("expected host:port such as 0.0.0.0:9100 ({err})"))
         })?,
+        retention: super::retention::read(vars)?,
     })
 }

@@ -90,6 +90,20 @@ pub fn deprecate_build(
         .get_result(c))
 }
 
+/// The build's row, locked until the transaction ends (PostgreSQL; SQLite's write transaction
+/// holds the whole database): a rebuild request reads the build through it, so that retention,
+/// which deprecates under the same row locks, and the request never both go ahead on one build.
+pub fn lock_for_rebuild(conn: &mut DbConnection, id: i64) -> QueryResult<Build> {
+    match conn {
+        DbConnection::Postgres(c) => builds::table
+            .find(id)
+            .select(Build::as_select())
+            .for_update()
+            .first(c),
+        DbConnection::Sqlite(c) => builds::table.find(id).select(Build::as_select()).first(c),
+    }
+}
+
 /// Records the digest of the build's manifest unless the build is sealed already, and returns
 /// the digest it is sealed with (a concurrent sealer's, if it was first).
 pub fn seal_build(conn: &mut DbConnection, id: i64, digest: &str) -> QueryResult<String> {

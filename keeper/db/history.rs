@@ -3,7 +3,8 @@
 
 use diesel::prelude::*;
 
-use crate::db::models::{HistoryEntry, NewHistoryEntry};
+use crate::db::models::{now, Edition, HistoryEntry, NewHistoryEntry};
+use crate::db::operations::current_cause;
 use crate::db::schema::edition_history;
 use crate::db::DbConnection;
 use crate::domain::HistoryReason;
@@ -52,4 +53,29 @@ pub fn builds_before(
         .limit(ROLLBACK_LOOKBACK)
         .select((edition_history::build_before, edition_history::reason))
         .load(c))
+}
+
+/// Records that `edition` ended (deleted by a request or by retention) through operation
+/// `operation_id`, caused by whoever the thread's work is for (`db::operations::with_cause`).
+pub fn record_end(
+    conn: &mut DbConnection,
+    edition: &Edition,
+    reason: HistoryReason,
+    operation_id: i64,
+) -> QueryResult<()> {
+    let cause = current_cause();
+    record(
+        conn,
+        &NewHistoryEntry {
+            product_id: edition.product_id,
+            edition_id: edition.id,
+            edition_slug: &edition.slug,
+            build_before: edition.build_id,
+            build_after: None,
+            reason,
+            caused_by: cause.as_deref(),
+            operation_id: Some(operation_id),
+            date_created: now(),
+        },
+    )
 }

@@ -14,6 +14,7 @@ pub mod organizations;
 pub mod pool;
 pub(crate) mod products;
 pub(crate) mod reads;
+pub(crate) mod retention;
 pub mod rows;
 pub mod schema;
 pub(crate) mod settings;

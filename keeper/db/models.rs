@@ -62,6 +62,9 @@ pub struct Product {
     pub bucket_name: String,
     pub surrogate_key: String,
     pub date_created: NaiveDateTime,
+    /// The product's own retention policy (JSON, `domain::PolicyOverride`); NULL: the
+    /// deployment's.
+    pub retention: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -83,6 +86,8 @@ pub struct NewProduct<'a> {
 pub struct ProductChanges<'a> {
     pub title: Option<&'a str>,
     pub doc_repo: Option<&'a str>,
+    /// `Some(None)` goes back to the deployment's policy.
+    pub retention: Option<Option<&'a str>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -144,6 +149,9 @@ pub struct Edition {
     /// The edition's prefix holds exactly its build's manifest (set by a finished rebuild from a
     /// sealed build, cleared while one copies): its leftovers are known without a listing.
     pub prefix_matches_build: bool,
+    /// Created by keeper for a branch or ticket a build named (not by a request): retention
+    /// may delete it once its ref has had no build for a while.
+    pub auto_created: bool,
 }
 
 impl Edition {
@@ -166,6 +174,7 @@ pub struct NewEdition<'a> {
     pub build_id: Option<i64>,
     pub date_created: NaiveDateTime,
     pub surrogate_key: &'a str,
+    pub auto_created: bool,
 }
 
 #[derive(Debug, Default, AsChangeset)]

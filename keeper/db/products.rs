@@ -68,7 +68,7 @@ pub fn update_product(
     id: i64,
     changes: &ProductChanges,
 ) -> QueryResult<Product> {
-    if changes.title.is_none() && changes.doc_repo.is_none() {
+    if changes.title.is_none() && changes.doc_repo.is_none() && changes.retention.is_none() {
         return find_product_by_id(conn, id);
     }
     with_connection!(conn, c => diesel::update(products::table.find(id))

@@ -37,6 +37,7 @@ diesel::table! {
         surrogate_key -> Text,
         date_created -> Timestamp,
         build_slug_floor -> Nullable<BigInt>,
+        retention -> Nullable<Text>,
     }
 }
 
@@ -70,6 +71,7 @@ diesel::table! {
         date_ended -> Nullable<Timestamp>,
         surrogate_key -> Text,
         prefix_matches_build -> Bool,
+        auto_created -> Bool,
     }
 }
 

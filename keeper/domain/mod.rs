@@ -8,6 +8,7 @@ pub(crate) mod keys;
 pub(crate) mod operation;
 pub(crate) mod organization;
 pub(crate) mod permissions;
+pub(crate) mod retention;
 pub(crate) mod slugs;
 pub(crate) mod tracking;
 pub(crate) mod urls;
@@ -22,6 +23,10 @@ pub use keys::{
 pub use operation::{OperationKind, OperationState};
 pub use organization::{CdnKind, StoreKind, UrlLayout};
 pub use permissions::Permissions;
+pub use retention::{
+    plan as retention_plan, BuildFacts, Doomed, EditionFacts, PolicyOverride, RetentionPlan,
+    RetentionPolicy,
+};
 pub use slugs::{
     edition_slug_from_git_refs, first_free_number, next_build_slug, slug_number, BuildSlug,
     EditionSlug, ProductSlug,

@@ -25,6 +25,9 @@ named_values!(
         /// Write a product's, build's or edition's catalogue record into the bucket
         /// (`ops::records`).
         WriteRecord => "write_record",
+        /// Apply a product's retention policy: delete the builds and editions it no longer
+        /// keeps (`ops::retention`), scheduled once per period.
+        Retention => "retention",
     }
 );
 

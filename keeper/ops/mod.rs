@@ -11,6 +11,7 @@ pub mod queue;
 pub mod rebuild;
 pub mod records;
 pub mod rename;
+pub mod retention;
 pub mod seal;
 pub mod worker;
 

@@ -15,6 +15,7 @@ use crate::db::operations::with_cause;
 use crate::domain::OperationKind;
 use crate::metrics::metrics;
 use crate::ops::queue::{self, AfterFailure, QueueCounts};
+use crate::ops::retention;
 use crate::ops::{
     dashboard, delete, purge, rebuild, records, rename, seal, with_db, OpError, Outcome,
     ProgressCounter, Services,
@@ -22,6 +23,8 @@ use crate::ops::{
 
 /// How often a working operation's progress (and lease) is written.
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often a worker looks for products whose retention run is due.
+const SCHEDULE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Clone)]
 pub struct Worker {
@@ -48,10 +51,15 @@ impl Worker {
         tracing::info!(worker.id = %self.id, concurrency = config.concurrency, "operations worker started");
         let slots = Arc::new(Semaphore::new(config.concurrency));
         let mut running = JoinSet::new();
+        let mut next_schedule = tokio::time::Instant::now();
         loop {
             while running.try_join_next().is_some() {}
             if *stop.borrow() {
                 break;
+            }
+            if tokio::time::Instant::now() >= next_schedule {
+                next_schedule = tokio::time::Instant::now() + SCHEDULE_EVERY;
+                self.schedule_retention().await;
             }
             let permit = tokio::select! {
                 permit = slots.clone().acquire_owned() => match permit {
@@ -83,6 +91,27 @@ impl Worker {
         }
         while running.join_next().await.is_some() {}
         tracing::info!(worker.id = %self.id, "operations worker stopped");
+    }
+
+    /// Queues the retention runs that are due (`ops::retention::schedule`); a failure is logged
+    /// and tried again at the next round.
+    async fn schedule_retention(&self) {
+        let config = self.services.config.retention;
+        let scheduled = with_db(&self.services.pool, move |conn| {
+            Ok(retention::schedule(
+                conn,
+                &config,
+                crate::db::models::now(),
+            )?)
+        })
+        .await;
+        match scheduled {
+            Ok(0) => {}
+            Ok(queued) => tracing::info!(queued, "retention runs queued"),
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "scheduling retention runs failed")
+            }
+        }
     }
 
     /// Runs operations until none is READY or WORKING (waiting out backoffs), and reports what
@@ -279,5 +308,6 @@ async fn run_kind(
         OperationKind::Dashboard => dashboard::run(services, operation).await,
         OperationKind::SealBuild => seal::run(services, operation).await,
         OperationKind::WriteRecord => records::run(services, operation).await,
+        OperationKind::Retention => retention::run(services, operation).await,
     }
 }
