@@ -221,6 +221,7 @@ fn organizations_are_managed_over_http(backend: TestBackend) {
         true
     );
     assert_eq!(api.get_with("/orgs/nothing", &root).status, 404);
+    assert_eq!(api.get_with("/orgs/a%00b", &root).status, 404);
 
     // An organization's admin: acme's settings, not beta's, and no new organizations.
     let alice = api.user("alice", Permissions::NONE);

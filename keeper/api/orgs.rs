@@ -249,6 +249,16 @@ fn org_response(
 }
 
 fn find_org(conn: &mut DbConnection, slug: &str) -> ApiResult<(i64, OrganizationSettings)> {
+    // A name that cannot be an organization slug is not looked up (PostgreSQL refuses a NUL in
+    // text with an error, not an empty result).
+    let possible = !slug.is_empty()
+        && slug.len() <= 64
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !possible {
+        return Err(ApiError::not_found(format!("No organization {slug:?}.")));
+    }
     find_organization_settings_by_slug(conn, slug)
         .optional()?
         .ok_or_else(|| ApiError::not_found(format!("No organization {slug}.")))
