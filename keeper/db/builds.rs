@@ -98,7 +98,9 @@ pub fn lock_for_rebuild(conn: &mut DbConnection, id: i64) -> QueryResult<Build> 
         DbConnection::Postgres(c) => builds::table
             .find(id)
             .select(Build::as_select())
-            .for_update()
+            // Conflicts with retention's UPDATE, not with the key-share locks that inserting
+            // rows which reference the build takes.
+            .for_no_key_update()
             .first(c),
         DbConnection::Sqlite(c) => builds::table.find(id).select(Build::as_select()).first(c),
     }
