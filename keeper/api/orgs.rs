@@ -185,13 +185,9 @@ impl OrgRequest {
     }
 }
 
-/// 403 unless `identity` may administer `organization` (`None`: every organization, which
-/// creating one needs). Tokens narrowed to some permissions or products never may.
-fn require_org_admin(
-    conn: &mut DbConnection,
-    identity: &Identity,
-    organization: Option<(i64, &str)>,
-) -> ApiResult<OrgAdminGrant> {
+/// What `identity` administers; 403, saying why, when that is nothing or the token is narrowed
+/// (such a token never carries admin_org).
+fn org_grant(conn: &mut DbConnection, identity: &Identity) -> ApiResult<OrgAdminGrant> {
     if identity.product_scope.is_some() || identity.narrowed {
         return Err(ApiError::forbidden(
             "This token is narrowed to some permissions or products, so it carries no \
@@ -199,23 +195,39 @@ fn require_org_admin(
         ));
     }
     let grant = grant_of(conn, identity.user_id)?;
+    if grant == OrgAdminGrant::Nothing {
+        let name = &identity.username;
+        return Err(ApiError::forbidden(format!(
+            "This needs the permission admin_org, which {name} does not have (an operator \
+             grants it with `keeper org grant {name} <organization>` or `keeper org grant {name} \
+             --all`)."
+        )));
+    }
+    Ok(grant)
+}
+
+/// 403 unless `grant` covers `organization` (`None`: every organization, which creating one
+/// needs).
+fn require_covers(
+    grant: &OrgAdminGrant,
+    identity: &Identity,
+    organization: Option<(i64, &str)>,
+) -> ApiResult<()> {
     let allowed = match organization {
         Some((id, _)) => grant.covers(id),
-        None => grant == OrgAdminGrant::Every,
+        None => *grant == OrgAdminGrant::Every,
     };
     if allowed {
-        return Ok(grant);
+        return Ok(());
     }
-    let what = match organization {
-        Some((_, slug)) => format!("organization {slug}"),
-        None => "every organization".to_owned(),
+    let name = &identity.username;
+    let (what, grant_it) = match organization {
+        Some((_, slug)) => (format!("organization {slug}"), slug),
+        None => ("every organization".to_owned(), "--all"),
     };
     Err(ApiError::forbidden(format!(
-        "This needs the permission admin_org on {what}, which {} does not have (an operator \
-         grants it with `keeper org grant {} {}`).",
-        identity.username,
-        identity.username,
-        organization.map_or("--all", |(_, slug)| slug)
+        "This needs the permission admin_org on {what}, which {name} does not have (an operator \
+         grants it with `keeper org grant {name} {grant_it}`)."
     )))
 }
 
@@ -271,11 +283,9 @@ fn load_administered(
     slug: &str,
 ) -> ApiResult<(i64, OrganizationSettings)> {
     // Who may not administer any organization learns nothing about which ones exist.
-    if grant_of(conn, identity.user_id)? == OrgAdminGrant::Nothing {
-        require_org_admin(conn, identity, Some((0, slug)))?;
-    }
+    let grant = org_grant(conn, identity)?;
     let (id, settings) = find_org(conn, slug)?;
-    require_org_admin(conn, identity, Some((id, slug)))?;
+    require_covers(&grant, identity, Some((id, slug)))?;
     Ok((id, settings))
 }
 
@@ -290,12 +300,7 @@ pub async fn list(
 ) -> ApiResult<web::Json<OrgListResponse>> {
     let identity = authenticate(&state, &credentials).await?;
     let rows = run_db(&state.pool, move |conn| {
-        let grant = grant_of(conn, identity.user_id)?;
-        if grant == OrgAdminGrant::Nothing || identity.product_scope.is_some() || identity.narrowed
-        {
-            // 403, saying why.
-            require_org_admin(conn, &identity, None)?;
-        }
+        let grant = org_grant(conn, &identity)?;
         let mut rows = Vec::new();
         for (id, settings) in list_organization_settings(conn)? {
             if grant.covers(id) {
@@ -350,7 +355,7 @@ pub async fn create(
     let keys = state.encryption_keys.clone();
     let body = body.read().await?;
     let settings = run_db_as(&state.pool, identity.cause(), move |conn| {
-        require_org_admin(conn, &identity, None)?;
+        require_covers(&org_grant(conn, &identity)?, &identity, None)?;
         let request: OrgRequest = parse_keeper_json(&body)?;
         let slug = request
             .slug

@@ -80,16 +80,31 @@ impl OrgSites {
 
     /// The organization whose prefix `path` is at or under (whole segments).
     pub fn find(&self, path: &str) -> Option<OrgSite> {
-        self.0
+        let sites = self
+            .0
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self::matching(&sites, path).cloned()
+    }
+
+    /// Whether some organization is served at `path`: what the route guard asks of every
+    /// request, without copying the entry.
+    pub fn serves(&self, path: &str) -> bool {
+        let sites = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self::matching(&sites, path).is_some()
+    }
+
+    fn matching<'a>(sites: &'a [OrgSite], path: &str) -> Option<&'a OrgSite> {
+        sites
             .iter()
             .filter(|site| {
                 path.strip_prefix(site.prefix.as_str())
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             })
             .max_by_key(|site| site.prefix.len())
-            .cloned()
     }
 
     /// The prefixes served, sorted.
@@ -233,7 +248,7 @@ impl SiteServer {
         config.service(
             web::scope("")
                 .guard(guard::fn_guard(move |ctx| {
-                    organizations.find(ctx.head().uri.path()).is_some()
+                    organizations.serves(ctx.head().uri.path())
                 }))
                 .app_data(data)
                 .default_service(web::to(serve_by_path)),
