@@ -264,6 +264,19 @@ fn retention_keeps_exactly_what_the_policy_says(backend: TestBackend) {
     p.api.product(&p.admin, "demo");
     p.drain();
     let generated = generate(&p);
+    // Off until turned on, and `keeper gc` says so.
+    let off = retention::gc(
+        &mut p.api.db.connect(),
+        &RetentionConfig::default(),
+        None,
+        true,
+    )
+    .unwrap();
+    assert!(off.contains("retention is off for every product"), "{off}");
+    assert_eq!(
+        p.api.get("/products/demo").body["retention"]["enabled"],
+        false
+    );
     // The product's own policy, shown in its answer.
     let reply = p.api.patch(
         "/products/demo",

@@ -255,9 +255,12 @@ pub fn gc(
         None => all,
     };
     let mut report = String::new();
-    let (mut editions, mut builds) = (0, 0);
+    let (mut editions, mut builds, mut applied) = (0, 0, 0);
     for product in chosen {
         let policy = effective_policy(deployment, &product);
+        if policy.enabled {
+            applied += 1;
+        }
         if !policy.enabled {
             if only.is_some() {
                 report.push_str(&format!(
@@ -290,6 +293,12 @@ pub fn gc(
         }
         editions += done.editions.len();
         builds += done.builds.len();
+    }
+    if applied == 0 && only.is_none() {
+        report.push_str(
+            "retention is off for every product (KEEPER_RETENTION is not true and no product \
+             turns it on with retention.enabled)\n",
+        );
     }
     report.push_str(&format!(
         "{} {editions} editions and {builds} builds\n",
