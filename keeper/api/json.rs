@@ -77,6 +77,14 @@ fn control_character_in(value: &serde_json::Value, path: &str) -> Option<String>
     }
 }
 
+/// A field that may be absent, `null` or a value, told apart: with `#[serde(default)]`, absent
+/// is `None`, `null` is `Some(None)` (clear it), a value `Some(Some(value))`.
+pub fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
 /// A flag as the original's parser read it (Python truthiness): booleans, `null` (false),
 /// numbers (non-zero is true) and strings. A string is true unless it is empty or one of the
 /// words that say no (`false`, `0`, `no`, `off`, any case): the original took every non-empty

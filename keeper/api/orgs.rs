@@ -10,7 +10,7 @@
 
 use actix_web::{web, HttpResponse};
 use diesel::OptionalExtension;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::app::AppState;
@@ -74,13 +74,6 @@ pub struct OrgListResponse {
     pub organizations: Vec<OrgResponse>,
 }
 
-/// A present field: `Some(None)` for `null`, `Some(Some(value))` for a value.
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 /// `POST /orgs/` and `PATCH /orgs/<slug>`. Absent fields stay as they are; `null` clears an
 /// optional one. The read-only fields of an answer may be sent back and are ignored.
 // No `Debug`: it holds secrets in plain text.
@@ -94,42 +87,42 @@ pub struct OrgRequest {
     pub title: Option<String>,
     #[serde(default)]
     pub layout: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::api::json::present")]
     #[schema(value_type = Option<String>)]
     pub root_domain: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::api::json::present")]
     #[schema(value_type = Option<String>)]
     pub path_prefix: Option<Option<String>>,
     #[serde(default)]
     pub bucket_name: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::api::json::present")]
     #[schema(value_type = Option<String>)]
     pub s3_region: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::api::json::present")]
     #[schema(value_type = Option<String>)]
     pub s3_endpoint_url: Option<Option<String>>,
     #[serde(default)]
     pub s3_path_style: Option<bool>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::api::json::present")]
     #[schema(value_type = Option<String>)]
     pub s3_access_key_id: Option<Option<String>>,
     /// Write-only: a value sets it, `null` or `""` clears it, `"set"` keeps it.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::api::json::present")]
     #[schema(value_type = Option<String>)]
     pub s3_secret_access_key: Option<Option<String>>,
     #[serde(default)]
     pub public_read: Option<bool>,
     #[serde(default)]
     pub cdn: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::api::json::present")]
     #[schema(value_type = Option<String>)]
     pub fastly_service_id: Option<Option<String>>,
     /// Write-only, as `s3_secret_access_key`.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::api::json::present")]
     #[schema(value_type = Option<String>)]
     pub fastly_api_key: Option<Option<String>>,
     /// Comma- or space-separated Varnish base URLs that accept `PURGE` with an `xkey` header.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::api::json::present")]
     #[schema(value_type = Option<String>)]
     pub varnish_urls: Option<Option<String>>,
     // Read-only fields of an answer, ignored.

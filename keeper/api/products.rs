@@ -67,16 +67,9 @@ pub struct ProductPatchRequest {
     /// `keep_newest`, `keep_days`, `rollback_days`, `edition_days`, each optional); `null`
     /// goes back to the deployment's policy. The `retention` of a GET answer may be sent back
     /// whole: its `product_settings` are then what is set.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::api::json::present")]
     #[schema(value_type = Option<Object>)]
     pub retention: Option<Option<serde_json::Value>>,
-}
-
-/// A present field: `Some(None)` for `null`.
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A product by slug, whatever its organization, and that organization (one statement); 404

@@ -71,18 +71,11 @@ pub fn revoke(
     user_id: i64,
     organization_id: Option<i64>,
 ) -> QueryResult<bool> {
-    let removed = with_connection!(conn, c => {
-        let rows = organization_admins::table
-            .filter(organization_admins::user_id.eq(user_id))
-            .into_boxed();
-        let rows = match organization_id {
-            Some(id) => rows.filter(organization_admins::organization_id.eq(id)),
-            None => rows.filter(organization_admins::organization_id.is_null()),
-        };
-        let ids: Vec<i64> = rows.select(organization_admins::id).load(c)?;
-        diesel::delete(organization_admins::table.filter(organization_admins::id.eq_any(ids)))
-            .execute(c)
-    })?;
+    let ids = grant_rows(conn, user_id, organization_id)?;
+    let removed = with_connection!(conn, c => diesel::delete(
+        organization_admins::table.filter(organization_admins::id.eq_any(&ids)),
+    )
+    .execute(c))?;
     Ok(removed > 0)
 }
 
@@ -91,6 +84,15 @@ fn has_row(
     user_id: i64,
     organization_id: Option<i64>,
 ) -> QueryResult<bool> {
+    Ok(!grant_rows(conn, user_id, organization_id)?.is_empty())
+}
+
+/// The ids of the rows granting `user_id` the organization (`None`: every one).
+fn grant_rows(
+    conn: &mut DbConnection,
+    user_id: i64,
+    organization_id: Option<i64>,
+) -> QueryResult<Vec<i64>> {
     with_connection!(conn, c => {
         let rows = organization_admins::table
             .filter(organization_admins::user_id.eq(user_id))
@@ -99,9 +101,8 @@ fn has_row(
             Some(id) => rows.filter(organization_admins::organization_id.eq(id)),
             None => rows.filter(organization_admins::organization_id.is_null()),
         };
-        rows.select(organization_admins::id).first::<i64>(c).optional()
+        rows.select(organization_admins::id).load(c)
     })
-    .map(|found| found.is_some())
 }
 
 /// The user names granted `organization_id` itself (not those granted every organization),
