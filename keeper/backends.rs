@@ -132,6 +132,22 @@ impl OrgBackends {
         })
     }
 
+    /// A secret keeper stored encrypted for itself (a webhook's signing secret), in plain text.
+    pub fn decrypt_stored(&self, what: &str, token: &str) -> Result<secrecy::SecretString, String> {
+        let keys = self.defaults.encryption_keys.as_ref().ok_or_else(|| {
+            format!(
+                "the {what} is stored encrypted, and KEEPER_ENCRYPTION_KEYS is not set; set it \
+                 to the keys it was stored with"
+            )
+        })?;
+        keys.decrypt(token).map_err(|err: CryptoError| {
+            format!(
+                "the {what} cannot be decrypted with KEEPER_ENCRYPTION_KEYS ({err}); keep the \
+                 key it was stored with in the list"
+            )
+        })
+    }
+
     fn decrypt(&self, column: &str, token: &str) -> Result<secrecy::SecretString, String> {
         let keys = self.defaults.encryption_keys.as_ref().ok_or_else(|| {
             format!(

@@ -347,11 +347,13 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .pool
                 .get()
                 .context("connecting to the database")?;
+            let public_url = config.http.public_url_for(config.http.bind);
             let report = crate::ops::retention::gc(
                 &mut conn,
                 &config.worker.retention,
                 product.as_deref(),
                 dry_run,
+                public_url.as_str().trim_end_matches('/'),
             )?;
             print!("{report}");
             Ok(())

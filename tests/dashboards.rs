@@ -200,10 +200,14 @@ fn changes_coalesce_into_at_most_two_renders(backend: TestBackend) {
     // A worker claims the render (and whatever is older) and stalls: its lease runs out.
     let mut conn = p.api.db.connect();
     loop {
-        let claimed =
-            keeper::ops::queue::claim(&mut conn, "stalled", std::time::Duration::from_millis(1))
-                .unwrap()
-                .expect("the render is claimable");
+        let claimed = keeper::ops::queue::claim(
+            &mut conn,
+            "stalled",
+            std::time::Duration::from_millis(1),
+            keeper::ops::queue::Lane::Any,
+        )
+        .unwrap()
+        .expect("the render is claimable");
         if claimed.kind == keeper::domain::OperationKind::Dashboard {
             break;
         }

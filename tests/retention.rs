@@ -270,6 +270,7 @@ fn retention_keeps_exactly_what_the_policy_says(backend: TestBackend) {
         &RetentionConfig::default(),
         None,
         true,
+        "http://keeper.test",
     )
     .unwrap();
     assert!(off.contains("retention is off for every product"), "{off}");
@@ -330,7 +331,7 @@ fn retention_keeps_exactly_what_the_policy_says(backend: TestBackend) {
     assert!(expected_builds.len() > 50 && !expected_editions.is_empty());
     let config = RetentionConfig::default();
     let mut conn = p.api.db.connect();
-    let dry = retention::gc(&mut conn, &config, Some("demo"), true).unwrap();
+    let dry = retention::gc(&mut conn, &config, Some("demo"), true, "http://keeper.test").unwrap();
     let named = |kind: &str| -> BTreeSet<String> {
         dry.lines()
             .filter_map(|line| line.trim().strip_prefix(&format!("would delete {kind} ")))
@@ -409,7 +410,14 @@ fn retention_keeps_exactly_what_the_policy_says(backend: TestBackend) {
         p.api.url(&format!("/builds/{}", generated.id(5)))
     );
     // A second run finds nothing more to delete.
-    let again = retention::gc(&mut conn, &config, Some("demo"), false).unwrap();
+    let again = retention::gc(
+        &mut conn,
+        &config,
+        Some("demo"),
+        false,
+        "http://keeper.test",
+    )
+    .unwrap();
     assert!(
         again.ends_with("deleted 0 editions and 0 builds\n"),
         "{again}"
@@ -464,7 +472,14 @@ fn a_build_being_rebuilt_from_is_never_collected(backend: TestBackend) {
             let mut conn = db.connect();
             let mut collected = 0;
             for () in each {
-                let report = retention::gc(&mut conn, &config, Some("demo"), false).unwrap();
+                let report = retention::gc(
+                    &mut conn,
+                    &config,
+                    Some("demo"),
+                    false,
+                    "http://keeper.test",
+                )
+                .unwrap();
                 collected += report
                     .lines()
                     .filter(|line| line.trim().starts_with("deleted build "))

@@ -38,6 +38,7 @@ use crate::domain::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ops::records::{self, Subject};
+use crate::ops::webhook::{self, Happened};
 use crate::ops::{dashboard, delete, seal};
 use crate::storage::{ObjectStore, StorageError};
 
@@ -557,6 +558,7 @@ pub async fn patch_build(
     identity.require(Permissions::UPLOAD_BUILD)?;
     let id = id.into_inner();
     let body = body.read().await?;
+    let public_base = state.public_base().to_owned();
     let ((organization, product, build, updated), operation) =
         run_db_as(&state.pool, identity.cause(), move |conn| {
             let (_, product, _) = load_build(conn, id)?;
@@ -585,6 +587,11 @@ pub async fn patch_build(
                 records::enqueue(conn, &product, Subject::Build(build.id))?;
                 dashboard::enqueue(conn, &product)?;
                 let operations = rebuild_tracking_editions(conn, &product, &build)?;
+                let happened = Happened::BuildConfirmed {
+                    product: &product,
+                    build: &build,
+                };
+                webhook::notify(conn, &public_base, &happened)?;
                 tracing::info!(product.slug = %product.slug, build.slug = %build.slug,
                 rebuilds = operations.len(), "build confirmed");
                 let updated = editions_of(conn, operations)?;

@@ -36,6 +36,7 @@ use crate::domain::{
 };
 use crate::error::{or_not_found, ApiError, ApiResult};
 use crate::ops::records::{self, Subject};
+use crate::ops::webhook::{self, Happened};
 use crate::ops::{dashboard, delete, rename};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -414,6 +415,7 @@ pub async fn delete(
     let identity = authenticate(&state, &credentials).await?;
     identity.require(Permissions::ADMIN_EDITION)?;
     let id = id.into_inner();
+    let public_base = state.public_base().to_owned();
     let loaded = run_db_as(&state.pool, identity.cause(), move |conn| {
         conn.write_transaction(|conn| {
             let mut loaded = load_edition(conn, id)?;
@@ -431,6 +433,13 @@ pub async fn delete(
             loaded.edition = update_edition(conn, id, &ended)?;
             let operation = delete::enqueue_edition(conn, &loaded.product, &loaded.edition)?;
             history::record_end(conn, &loaded.edition, HistoryReason::Deleted, operation.id)?;
+            let happened = Happened::EditionDeleted {
+                product: &loaded.product,
+                edition: &loaded.edition,
+                reason: HistoryReason::Deleted,
+                operation_id: operation.id,
+            };
+            webhook::notify(conn, &public_base, &happened)?;
             records::enqueue(conn, &loaded.product, Subject::Edition(id))?;
             dashboard::enqueue(conn, &loaded.product)?;
             Ok(loaded)

@@ -27,6 +27,7 @@ pub(crate) mod token;
 pub(crate) mod tokens;
 pub mod uploads;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -95,6 +96,19 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::resource("/orgs/{slug}/admins/{username}")
                 .route(web::put().to(orgs::grant))
                 .route(web::delete().to(orgs::revoke)),
+        )
+        .service(
+            web::resource("/webhooks/")
+                .route(web::get().to(webhooks::list))
+                .route(web::post().to(webhooks::create)),
+        )
+        .service(
+            web::resource("/webhooks/{id}")
+                .route(web::get().to(webhooks::get))
+                .route(web::delete().to(webhooks::delete)),
+        )
+        .service(
+            web::resource("/webhooks/{id}/deliveries").route(web::get().to(webhooks::deliveries)),
         )
         .service(web::resource("/operations/{id}").route(web::get().to(operations::get)))
         .service(web::resource("/operations/{id}/retry").route(web::post().to(operations::retry)))

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::api::{
     builds, dashboards, edition_history, editions, health, operations, orgs, products, root, token,
-    tokens, users,
+    tokens, users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -21,6 +21,7 @@ use crate::api::{
         operations::list, operations::get, dashboards::render_product, dashboards::render_all,
         operations::retry,
         orgs::list, orgs::get, orgs::create, orgs::patch, orgs::grant, orgs::revoke,
+        webhooks::list, webhooks::create, webhooks::get, webhooks::delete, webhooks::deliveries,
         users::list, users::get, users::create, users::patch, users::delete,
         tokens::create, tokens::list, tokens::revoke,
     ),

@@ -24,7 +24,7 @@ use crate::ops::queue::{retry_failed, RetryRefusal};
 pub struct OperationResponse {
     pub self_url: String,
     /// `rebuild_edition`, `rename_edition`, `delete_edition`, `delete_build`, `purge`,
-    /// `dashboard`, `seal_build`, `write_record` or `retention`.
+    /// `dashboard`, `seal_build`, `write_record`, `retention` or `deliver_webhook`.
     pub kind: String,
     /// `READY`, `WORKING`, `OK`, `FAILED` or `SUPERSEDED`.
     pub state: String,

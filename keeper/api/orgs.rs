@@ -253,7 +253,10 @@ fn org_response(
     }
 }
 
-fn find_org(conn: &mut DbConnection, slug: &str) -> ApiResult<(i64, OrganizationSettings)> {
+pub(crate) fn find_org(
+    conn: &mut DbConnection,
+    slug: &str,
+) -> ApiResult<(i64, OrganizationSettings)> {
     // A name that cannot be an organization slug is not looked up (PostgreSQL refuses a NUL in
     // text with an error, not an empty result).
     let possible = !slug.is_empty()

@@ -1,5 +1,5 @@
-//! `KEEPER_SERVE_RUNS_WORKER`, `KEEPER_WORKER_*`, `KEEPER_COPY_CONCURRENCY`, and the
-//! retention policy workers apply (`retention`).
+//! `KEEPER_SERVE_RUNS_WORKER`, `KEEPER_WORKER_*`, `KEEPER_COPY_CONCURRENCY`,
+//! `KEEPER_WEBHOOK_*`, and the retention policy workers apply (`retention`).
 
 use std::net::SocketAddr;
 
@@ -29,6 +29,11 @@ pub struct WorkerConfig {
     pub metrics_bind: Option<SocketAddr>,
     /// The deployment's retention policy, which workers apply (and the API shows).
     pub retention: super::RetentionConfig,
+    /// Webhook deliveries one worker process sends at once, in a lane of their own beside the
+    /// `concurrency` other operations.
+    pub webhook_concurrency: usize,
+    /// How long one delivery waits for its receiver's answer, connecting included.
+    pub webhook_timeout: Duration,
 }
 
 pub(super) fn read<F: Fn(&str) -> Option<String>>(
@@ -50,5 +55,8 @@ pub(super) fn read<F: Fn(&str) -> Option<String>>(
                 .map_err(|err| format!("expected host:port such as 0.0.0.0:9100 ({err})"))
         })?,
         retention: super::retention::read(vars)?,
+        webhook_concurrency: vars.number("KEEPER_WEBHOOK_CONCURRENCY", 4usize)?.max(1),
+        webhook_timeout: millis("KEEPER_WEBHOOK_TIMEOUT_MS", 10_000)?
+            .max(Duration::from_millis(100)),
     })
 }

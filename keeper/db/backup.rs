@@ -45,7 +45,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// sorted by and whether the table issues ids.
 /// A table newer than a backup's schema version is absent from it and from the database the
 /// restore creates at that version; the migrations applied after loading create it.
-const TABLES: [(&str, &str, bool); 11] = [
+const TABLES: [(&str, &str, bool); 13] = [
     ("organizations", "id", true),
     ("products", "id", true),
     ("builds", "id", true),
@@ -56,6 +56,8 @@ const TABLES: [(&str, &str, bool); 11] = [
     ("operations", "id", true),
     ("edition_history", "id", true),
     ("organization_admins", "id", true),
+    ("webhooks", "id", true),
+    ("webhook_deliveries", "id", true),
     ("server_settings", "name", false),
 ];
 

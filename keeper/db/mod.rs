@@ -22,6 +22,7 @@ pub(crate) mod text_enum;
 pub mod tokens;
 pub mod users;
 pub mod violation;
+pub mod webhooks;
 
 pub use connection::{Backend, DbConnection};
 pub use pool::{build_pool, DbPool, PooledConnection};

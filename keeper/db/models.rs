@@ -5,10 +5,11 @@ use diesel::prelude::*;
 
 use crate::db::schema::{
     api_tokens, builds, edition_history, editions, operations, organizations, products,
+    webhook_deliveries, webhooks,
 };
 use crate::domain::{
-    CdnKind, EditionKind, HistoryReason, OperationKind, OperationState, StoreKind, TrackingMode,
-    UrlLayout,
+    CdnKind, DeliveryState, EditionKind, HistoryReason, OperationKind, OperationState, StoreKind,
+    TrackingMode, UrlLayout, WebhookEvent,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -283,5 +284,64 @@ pub struct NewHistoryEntry<'a> {
     pub reason: HistoryReason,
     pub caused_by: Option<&'a str>,
     pub operation_id: Option<i64>,
+    pub date_created: NaiveDateTime,
+}
+
+/// A subscription of a product or an organization to keeper's events (`webhooks`).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = webhooks)]
+pub struct Webhook {
+    pub id: i64,
+    pub organization_id: Option<i64>,
+    pub product_id: Option<i64>,
+    pub url: String,
+    /// The events' names, comma-separated (`domain::webhooks::events_of_text`).
+    pub events: String,
+    pub secret_encrypted: String,
+    pub created_by: Option<String>,
+    pub date_created: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = webhooks)]
+pub struct NewWebhook<'a> {
+    pub organization_id: Option<i64>,
+    pub product_id: Option<i64>,
+    pub url: &'a str,
+    pub events: &'a str,
+    pub secret_encrypted: &'a str,
+    pub created_by: Option<&'a str>,
+    pub date_created: NaiveDateTime,
+}
+
+/// One event for one subscription, with its receiver's last answer (`webhook_deliveries`).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub webhook_id: i64,
+    pub operation_id: Option<i64>,
+    pub event: WebhookEvent,
+    pub delivery_id: String,
+    /// The event's data as JSON.
+    pub data: String,
+    pub state: DeliveryState,
+    pub attempts: i32,
+    pub status_code: Option<i32>,
+    pub response: Option<String>,
+    pub error: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub date_created: NaiveDateTime,
+    pub date_attempted: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct NewWebhookDelivery<'a> {
+    pub webhook_id: i64,
+    pub event: WebhookEvent,
+    pub delivery_id: &'a str,
+    pub data: &'a str,
+    pub state: DeliveryState,
     pub date_created: NaiveDateTime,
 }

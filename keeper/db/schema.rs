@@ -160,7 +160,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhooks (id) {
+        id -> BigInt,
+        organization_id -> Nullable<BigInt>,
+        product_id -> Nullable<BigInt>,
+        url -> Text,
+        events -> Text,
+        secret_encrypted -> Text,
+        created_by -> Nullable<Text>,
+        date_created -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        webhook_id -> BigInt,
+        operation_id -> Nullable<BigInt>,
+        event -> Text,
+        delivery_id -> Text,
+        data -> Text,
+        state -> Text,
+        attempts -> Integer,
+        status_code -> Nullable<Integer>,
+        response -> Nullable<Text>,
+        error -> Nullable<Text>,
+        duration_ms -> Nullable<BigInt>,
+        date_created -> Timestamp,
+        date_attempted -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(products -> organizations (organization_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::joinable!(builds -> products (product_id));
 diesel::joinable!(editions -> products (product_id));
 diesel::joinable!(editions -> builds (build_id));
@@ -181,4 +214,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     operations,
     edition_history,
     organization_admins,
+    webhooks,
+    webhook_deliveries,
 );

@@ -9,8 +9,8 @@ use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
 use crate::domain::{
-    CdnKind, EditionKind, HistoryReason, OperationKind, OperationState, StoreKind, TrackingMode,
-    UrlLayout,
+    CdnKind, DeliveryState, EditionKind, HistoryReason, OperationKind, OperationState, StoreKind,
+    TrackingMode, UrlLayout, WebhookEvent,
 };
 
 macro_rules! text_enum {
@@ -47,4 +47,6 @@ text_enum!(
     OperationKind,
     OperationState,
     HistoryReason,
+    WebhookEvent,
+    DeliveryState,
 );

@@ -14,6 +14,7 @@ pub(crate) mod tracking;
 pub(crate) mod urls;
 pub(crate) mod username;
 pub(crate) mod versions;
+pub(crate) mod webhooks;
 
 pub use error::DomainError;
 pub use history::{rollback_target, HistoryReason};
@@ -38,3 +39,4 @@ pub use versions::{
     parse_eups_daily, parse_eups_major, parse_eups_weekly, parse_semver_ref, release_version,
     Version,
 };
+pub use webhooks::{DeliveryState, WebhookEvent};

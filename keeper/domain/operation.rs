@@ -28,6 +28,9 @@ named_values!(
         /// Apply a product's retention policy: delete the builds and editions it no longer
         /// keeps (`ops::retention`), scheduled once per period.
         Retention => "retention",
+        /// Send one event to one webhook subscription (`ops::webhook`). Claimed only by the
+        /// workers' webhook lane, so that a slow receiver never holds up the other kinds.
+        DeliverWebhook => "deliver_webhook",
     }
 );
 

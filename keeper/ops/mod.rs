@@ -13,6 +13,7 @@ pub mod records;
 pub mod rename;
 pub mod retention;
 pub mod seal;
+pub mod webhook;
 pub mod worker;
 
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -36,12 +36,13 @@ struct ClaimedId {
 /// Claimable: READY and due, or WORKING with an expired lease; and no older unfinished
 /// operation on the same edition (so an edition's operations run one at a time, in order); and,
 /// for a catalogue record or a dashboard, no older unfinished one of the same kind and product
-/// (so neither is ever written over by an older read of its rows).
+/// (so neither is ever written over by an older read of its rows); and of the claiming lane.
 const CLAIM_POSTGRES: &str = "UPDATE operations SET state = 'WORKING', lease_until = $1, \
     worker_id = $2, attempts = attempts + 1, date_updated = $3 \
     WHERE id = (SELECT o.id FROM operations o \
         WHERE ((o.state = 'READY' AND o.not_before <= $3) \
             OR (o.state = 'WORKING' AND o.lease_until < $3)) \
+        AND ($4 = 'any' OR ((o.kind = 'deliver_webhook') = ($4 = 'webhooks'))) \
         AND NOT EXISTS (SELECT 1 FROM operations p WHERE p.edition_id = o.edition_id \
             AND p.id < o.id AND p.state IN ('READY', 'WORKING')) \
         AND NOT (o.kind IN ('write_record', 'dashboard') AND EXISTS (SELECT 1 FROM operations r \
@@ -55,6 +56,7 @@ const CLAIM_SQLITE: &str = "UPDATE operations SET state = 'WORKING', lease_until
     WHERE id = (SELECT o.id FROM operations o \
         WHERE ((o.state = 'READY' AND o.not_before <= ?3) \
             OR (o.state = 'WORKING' AND o.lease_until < ?3)) \
+        AND (?4 = 'any' OR ((o.kind = 'deliver_webhook') = (?4 = 'webhooks'))) \
         AND NOT EXISTS (SELECT 1 FROM operations p WHERE p.edition_id = o.edition_id \
             AND p.id < o.id AND p.state IN ('READY', 'WORKING')) \
         AND NOT (o.kind IN ('write_record', 'dashboard') AND EXISTS (SELECT 1 FROM operations r \
@@ -63,12 +65,36 @@ const CLAIM_SQLITE: &str = "UPDATE operations SET state = 'WORKING', lease_until
         ORDER BY o.id LIMIT 1) \
     RETURNING id";
 
-/// Claims the oldest claimable operation for `worker_id` until `now + lease`, committed at once.
-/// `None` when there is nothing to do.
+/// Which operations a claim takes. A worker claims in two lanes, each with its own slots, so
+/// that webhook deliveries (which wait on receivers outside keeper's control) and the other
+/// kinds never wait for each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Every kind but `deliver_webhook`.
+    Main,
+    /// `deliver_webhook` only.
+    Webhooks,
+    /// Every kind (the tests' drain).
+    Any,
+}
+
+impl Lane {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Main => "main",
+            Self::Webhooks => "webhooks",
+            Self::Any => "any",
+        }
+    }
+}
+
+/// Claims the oldest claimable operation of `lane` for `worker_id` until `now + lease`,
+/// committed at once. `None` when there is nothing to do.
 pub fn claim(
     conn: &mut DbConnection,
     worker_id: &str,
     lease: Duration,
+    lane: Lane,
 ) -> QueryResult<Option<Operation>> {
     with_retries(conn, |conn| {
         conn.write_transaction(|conn| {
@@ -79,12 +105,14 @@ pub fn claim(
                     .bind::<Timestamp, _>(until)
                     .bind::<Text, _>(worker_id)
                     .bind::<Timestamp, _>(now)
+                    .bind::<Text, _>(lane.as_str())
                     .get_result(c)
                     .optional(),
                 DbConnection::Sqlite(c) => diesel::sql_query(CLAIM_SQLITE)
                     .bind::<Timestamp, _>(until)
                     .bind::<Text, _>(worker_id)
                     .bind::<Timestamp, _>(now)
+                    .bind::<Text, _>(lane.as_str())
                     .get_result(c)
                     .optional(),
             };
@@ -171,14 +199,16 @@ pub enum AfterFailure {
     Fail,
 }
 
-/// Records a failed attempt: READY again after `after`, or FAILED. The message says what went
-/// wrong and what to do. `false` when the claim was lost.
+/// Records a failed attempt: READY again after `after`, or FAILED, in which case `on_failed`
+/// runs in the same transaction (it tells the webhooks). The message says what went wrong and
+/// what to do. `false` (and nothing run) when the claim was lost.
 pub fn record_failure(
     conn: &mut DbConnection,
     id: i64,
     worker_id: &str,
     message: &str,
     next: AfterFailure,
+    on_failed: &dyn Fn(&mut DbConnection) -> QueryResult<()>,
 ) -> QueryResult<bool> {
     transition(conn, |conn| {
         let now = now();
@@ -195,14 +225,20 @@ pub fn record_failure(
                     ))
                     .execute(c))?
             }
-            AfterFailure::Fail => with_connection!(conn, c => diesel::update(owned(id, worker_id))
-                .set((
-                    operations::state.eq(OperationState::Failed),
-                    operations::message.eq(message),
-                    operations::lease_until.eq(None::<NaiveDateTime>),
-                    operations::date_updated.eq(now),
-                ))
-                .execute(c))?,
+            AfterFailure::Fail => {
+                let changed = with_connection!(conn, c => diesel::update(owned(id, worker_id))
+                    .set((
+                        operations::state.eq(OperationState::Failed),
+                        operations::message.eq(message),
+                        operations::lease_until.eq(None::<NaiveDateTime>),
+                        operations::date_updated.eq(now),
+                    ))
+                    .execute(c))?;
+                if changed == 1 {
+                    on_failed(conn)?;
+                }
+                changed
+            }
         };
         Ok(changed == 1)
     })

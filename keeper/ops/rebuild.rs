@@ -30,6 +30,7 @@ use crate::ops::copy::{
 use crate::ops::purge::purge_keys;
 use crate::ops::records::{self, Subject};
 use crate::ops::seal::ensure_sealed;
+use crate::ops::webhook::{self, Happened};
 use crate::ops::{dashboard, manifest};
 use crate::ops::{
     enqueue_kind, read_payload, stored, with_db, OpError, Outcome, ProgressCounter, Services,
@@ -242,6 +243,7 @@ pub async fn run(
         "edition rebuilt"
     );
     let (operation_id, caused_by) = (operation.id, operation.caused_by.clone());
+    let public_base = services.public_base.clone();
     Ok(Outcome {
         message: None,
         effects: Box::new(move |conn| {
@@ -275,6 +277,18 @@ pub async fn run(
                     editions::prefix_matches_build.eq(true),
                 ))
                 .execute(c))?;
+            if shown != Some(build_id) {
+                // Readers see the new build now: the copy is done and the CDN purged.
+                let happened = Happened::EditionUpdated {
+                    product: &product,
+                    edition: &edition,
+                    build_before: shown,
+                    build: build_id,
+                    reason: payload.reason,
+                    operation_id,
+                };
+                webhook::notify(conn, &public_base, &happened)?;
+            }
             Ok(())
         }),
     })

@@ -26,6 +26,7 @@ use crate::domain::{
     RetentionPlan, RetentionPolicy,
 };
 use crate::ops::records::{self, Subject};
+use crate::ops::webhook::{self, Happened};
 use crate::ops::{dashboard, delete};
 use crate::ops::{enqueue_kind, stored, with_db, OpError, Outcome, Services, Targets};
 use crate::with_connection;
@@ -137,6 +138,7 @@ pub fn apply(
     conn: &mut DbConnection,
     product: &Product,
     policy: &RetentionPolicy,
+    public_base: &str,
 ) -> QueryResult<RetentionPlan> {
     let editions = conn.write_transaction(|conn| {
         let plan = plan_now(conn, product, policy)?;
@@ -145,6 +147,13 @@ pub fn apply(
         for edition in &ended {
             let operation = delete::enqueue_edition(conn, product, edition)?;
             history::record_end(conn, edition, HistoryReason::Retention, operation.id)?;
+            let happened = Happened::EditionDeleted {
+                product,
+                edition,
+                reason: HistoryReason::Retention,
+                operation_id: operation.id,
+            };
+            webhook::notify(conn, public_base, &happened)?;
             records::enqueue(conn, product, Subject::Edition(edition.id))?;
         }
         Ok::<_, diesel::result::Error>(kept(plan.editions, ended.iter().map(|e| e.id)))
@@ -197,10 +206,12 @@ pub async fn run(services: &Services, operation: &Operation) -> Result<Outcome, 
     };
     let deployment = deployment_policy(&services.config.retention);
     let cause = format!("operation {} (retention)", operation.id);
+    let public_base = services.public_base.clone();
     let deleted = with_db(&services.pool, move |conn| {
         let product = find_product_by_id(conn, product_id).context("loading the product")?;
         let policy = effective_policy(deployment, &product);
-        with_cause(&cause, || apply(conn, &product, &policy)).context("applying the policy")
+        with_cause(&cause, || apply(conn, &product, &policy, &public_base))
+            .context("applying the policy")
     })
     .await?;
     let message = if deleted.is_empty() {
@@ -232,12 +243,13 @@ pub async fn run(services: &Services, operation: &Operation) -> Result<Outcome, 
 
 /// `keeper gc [--product <slug>] [--dry-run]`: applies (or, dry, plans) each product's policy
 /// and reports every deletion with why. A product named explicitly is reported even when its
-/// policy is off.
+/// policy is off. `public_base` is keeper's external URL, for the webhooks' events.
 pub fn gc(
     conn: &mut DbConnection,
     config: &RetentionConfig,
     only: Option<&str>,
     dry_run: bool,
+    public_base: &str,
 ) -> anyhow::Result<String> {
     let deployment = deployment_policy(config);
     let all: Vec<Product> = with_connection!(conn, c => products::table
@@ -274,7 +286,7 @@ pub fn gc(
         let done = if dry_run {
             plan_now(conn, &product, &policy)?
         } else {
-            with_cause("keeper gc", || apply(conn, &product, &policy))?
+            with_cause("keeper gc", || apply(conn, &product, &policy, public_base))?
         };
         report.push_str(&format!(
             "product {}: keep the newest {} builds, builds younger than {} days, builds shown \

@@ -14,10 +14,11 @@ use crate::db::models::Operation;
 use crate::db::operations::with_cause;
 use crate::domain::OperationKind;
 use crate::metrics::metrics;
-use crate::ops::queue::{self, AfterFailure, QueueCounts};
+use crate::ops::queue::{self, AfterFailure, Lane, QueueCounts};
 use crate::ops::retention;
+use crate::ops::webhook::Happened;
 use crate::ops::{
-    dashboard, delete, purge, rebuild, records, rename, seal, with_db, OpError, Outcome,
+    dashboard, delete, purge, rebuild, records, rename, seal, webhook, with_db, OpError, Outcome,
     ProgressCounter, Services,
 };
 
@@ -45,11 +46,27 @@ impl Worker {
         }
     }
 
-    /// Runs until `stop` turns true, then releases what it holds and returns.
-    pub async fn run(&self, mut stop: watch::Receiver<bool>) {
+    /// Runs until `stop` turns true, then releases what it holds and returns. Webhook
+    /// deliveries run in a lane of their own, with their own slots.
+    pub async fn run(&self, stop: watch::Receiver<bool>) {
         let config = &self.services.config;
-        tracing::info!(worker.id = %self.id, concurrency = config.concurrency, "operations worker started");
-        let slots = Arc::new(Semaphore::new(config.concurrency));
+        tracing::info!(
+            worker.id = %self.id,
+            concurrency = config.concurrency,
+            webhook_concurrency = config.webhook_concurrency,
+            "operations worker started"
+        );
+        tokio::join!(
+            self.run_lane(Lane::Main, config.concurrency, stop.clone()),
+            self.run_lane(Lane::Webhooks, config.webhook_concurrency, stop),
+        );
+        tracing::info!(worker.id = %self.id, "operations worker stopped");
+    }
+
+    /// Claims and runs `lane`'s operations, up to `concurrency` at once, until `stop`.
+    async fn run_lane(&self, lane: Lane, concurrency: usize, mut stop: watch::Receiver<bool>) {
+        let config = &self.services.config;
+        let slots = Arc::new(Semaphore::new(concurrency));
         let mut running = JoinSet::new();
         let mut next_schedule = tokio::time::Instant::now();
         loop {
@@ -57,7 +74,7 @@ impl Worker {
             if *stop.borrow() {
                 break;
             }
-            if tokio::time::Instant::now() >= next_schedule {
+            if lane == Lane::Main && tokio::time::Instant::now() >= next_schedule {
                 next_schedule = tokio::time::Instant::now() + SCHEDULE_EVERY;
                 self.schedule_retention().await;
             }
@@ -68,7 +85,7 @@ impl Worker {
                 },
                 _ = stop.changed() => break,
             };
-            match self.claim().await {
+            match self.claim(lane).await {
                 Ok(Some(operation)) => {
                     let worker = self.clone();
                     let stop = stop.clone();
@@ -90,7 +107,6 @@ impl Worker {
             }
         }
         while running.join_next().await.is_some() {}
-        tracing::info!(worker.id = %self.id, "operations worker stopped");
     }
 
     /// Queues the retention runs that are due (`ops::retention::schedule`); a failure is logged
@@ -119,7 +135,7 @@ impl Worker {
     pub async fn drain(&self) -> anyhow::Result<QueueCounts> {
         let (_keep, stop) = watch::channel(false);
         loop {
-            match self.claim().await? {
+            match self.claim(Lane::Any).await? {
                 Some(operation) => self.execute(operation, stop.clone()).await,
                 None => {
                     let counts =
@@ -133,11 +149,11 @@ impl Worker {
         }
     }
 
-    async fn claim(&self) -> anyhow::Result<Option<Operation>> {
+    async fn claim(&self, lane: Lane) -> anyhow::Result<Option<Operation>> {
         let id = self.id.clone();
         let lease = self.services.config.lease;
         with_db(&self.services.pool, move |conn| {
-            Ok(queue::claim(conn, &id, lease)?)
+            Ok(queue::claim(conn, &id, lease, lane)?)
         })
         .await
     }
@@ -277,8 +293,23 @@ impl Worker {
                     }
                 };
                 tracing::warn!(operation.id = id, message = %message, "operation attempt failed");
+                let (failed, public_base) = (operation.clone(), self.services.public_base.clone());
                 with_db(&self.services.pool, move |conn| {
-                    Ok(queue::record_failure(conn, id, &worker, &message, next)?)
+                    let tell_webhooks = |conn: &mut crate::db::DbConnection| {
+                        let happened = Happened::OperationFailed {
+                            operation: &failed,
+                            message: &message,
+                        };
+                        webhook::notify(conn, &public_base, &happened).map(|_| ())
+                    };
+                    Ok(queue::record_failure(
+                        conn,
+                        id,
+                        &worker,
+                        &message,
+                        next,
+                        &tell_webhooks,
+                    )?)
                 })
                 .await?
             }
@@ -298,6 +329,10 @@ async fn run_kind(
     operation: &Operation,
     progress: &Arc<ProgressCounter>,
 ) -> Result<Outcome, OpError> {
+    if operation.kind == OperationKind::DeliverWebhook {
+        // A delivery needs neither the product's store nor its CDN.
+        return webhook::run(services, operation).await;
+    }
     let services = &services.for_operation(operation).await?;
     match operation.kind {
         OperationKind::RebuildEdition => rebuild::run(services, operation, progress).await,
@@ -309,5 +344,6 @@ async fn run_kind(
         OperationKind::SealBuild => seal::run(services, operation).await,
         OperationKind::WriteRecord => records::run(services, operation).await,
         OperationKind::Retention => retention::run(services, operation).await,
+        OperationKind::DeliverWebhook => webhook::run(services, operation).await,
     }
 }

@@ -155,7 +155,17 @@ impl Pipeline {
 
     /// As [`Pipeline::start`], with the worker's S3 and Fastly requests abandoned after `timeout`.
     pub fn start_with(backend: TestBackend, max_attempts: u32, timeout: Duration) -> Self {
-        let api = Api::start(backend);
+        Self::start_configured(backend, max_attempts, timeout, &[])
+    }
+
+    /// As [`Pipeline::start_with`], with more variables for the API and the worker alike.
+    pub fn start_configured(
+        backend: TestBackend,
+        max_attempts: u32,
+        timeout: Duration,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let api = Api::start_with(backend, extra);
         let admin = api.user("admin", keeper::domain::Permissions::ALL);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -178,14 +188,17 @@ impl Pipeline {
                 .await;
             (s3, store, fastly_server)
         });
-        let config = api.db.config(&[
+        let max_attempts = max_attempts.to_string();
+        let mut vars = vec![
             ("KEEPER_WORKER_LEASE_MS", "3000"),
-            ("KEEPER_WORKER_MAX_ATTEMPTS", &max_attempts.to_string()),
+            ("KEEPER_WORKER_MAX_ATTEMPTS", max_attempts.as_str()),
             ("KEEPER_WORKER_BACKOFF_MS", "10"),
             ("KEEPER_WORKER_MAX_BACKOFF_MS", "50"),
             ("KEEPER_WORKER_POLL_MS", "20"),
             ("KEEPER_COPY_CONCURRENCY", "8"),
-        ]);
+        ];
+        vars.extend_from_slice(extra);
+        let config = api.db.config(&vars);
         let purger = FastlyPurger::new(FastlySettings {
             service_id: FASTLY_SERVICE.into(),
             api_key: SecretString::from("fastly-test-key"),
