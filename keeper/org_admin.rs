@@ -193,8 +193,8 @@ pub struct Rotation {
     pub current: usize,
 }
 
-/// Re-encrypts every stored secret with the first key, in one transaction: a secret that no
-/// key decrypts stops the rotation with nothing changed.
+/// Re-encrypts every stored secret (organizations' and webhooks') with the first key, in one
+/// transaction: a secret that no key decrypts stops the rotation with nothing changed.
 pub fn rotate(conn: &mut DbConnection, keys: &EncryptionKeys) -> anyhow::Result<Rotation> {
     use secrecy::ExposeSecret;
     conn.write_transaction(|conn| {
@@ -223,6 +223,19 @@ pub fn rotate(conn: &mut DbConnection, keys: &EncryptionKeys) -> anyhow::Result<
             {
                 update_organization_secrets(conn, id, s3.as_deref(), fastly.as_deref())?;
             }
+        }
+        for webhook in crate::db::webhooks::list_webhooks(conn)? {
+            let token = &webhook.secret_encrypted;
+            if keys.is_current(token) {
+                rotation.current += 1;
+                continue;
+            }
+            let plain = keys
+                .decrypt(token)
+                .with_context(|| format!("webhook {}: its signing secret", webhook.id))?;
+            let encrypted = keys.encrypt(plain.expose_secret());
+            crate::db::webhooks::set_secret(conn, webhook.id, &encrypted)?;
+            rotation.reencrypted += 1;
         }
         Ok(rotation)
     })

@@ -100,6 +100,20 @@ impl Fixture {
         self.api.url(&format!("/operations/{id}/retry"))
     }
 
+    /// A subscription of `demo`'s events, to delete. Those of earlier cells go first: a product
+    /// has at most 20.
+    fn webhook(&self, n: usize) -> String {
+        self.api
+            .execute("DELETE FROM webhooks WHERE url LIKE 'http://127.0.0.1:9/hook%'");
+        let reply = self.api.post(
+            "/webhooks/",
+            &self.admin,
+            json!({"url": format!("http://127.0.0.1:9/hook{n}"), "product": "demo"}),
+        );
+        assert_eq!(reply.status, 201, "{reply:?}");
+        reply.body["self_url"].as_str().unwrap().to_owned()
+    }
+
     /// A user granted admin_org on `acme`, whose grant a request takes back.
     fn acme_admin(&self, n: usize) -> String {
         let user = self.victim(n);
@@ -143,6 +157,8 @@ impl Fixture {
              UNION ALL SELECT 'h ' || id || ' ' || reason AS line FROM edition_history
              UNION ALL SELECT 'g ' || id || ' ' || user_id || ' ' || COALESCE(CAST(organization_id AS TEXT), '*') AS line FROM organization_admins
              UNION ALL SELECT 'r ' || id || ' ' || slug || ' ' || title || ' ' || path_prefix AS line FROM organizations
+             UNION ALL SELECT 'w ' || id || ' ' || url || ' ' || events AS line FROM webhooks
+             UNION ALL SELECT 'd ' || id || ' ' || webhook_id || ' ' || state AS line FROM webhook_deliveries
              ORDER BY line",
         )
     }
@@ -292,6 +308,42 @@ fn routes() -> Vec<Route> {
             method: Method::DELETE,
             prepare: |f, n| (f.acme_admin(n), None),
             needs: OrgAdmin { every: false },
+            success: 200,
+        },
+        Route {
+            method: Method::POST,
+            prepare: |_, n| {
+                (
+                    "/webhooks/".into(),
+                    Some(json!({"url": format!("http://127.0.0.1:9/new{n}"), "product": "demo"})),
+                )
+            },
+            needs: OnProduct(Permissions::ADMIN_PRODUCT),
+            success: 201,
+        },
+        Route {
+            method: Method::POST,
+            prepare: |_, n| {
+                (
+                    "/webhooks/".into(),
+                    Some(
+                        json!({"url": format!("http://127.0.0.1:9/org{n}"), "organization": "default"}),
+                    ),
+                )
+            },
+            needs: Unscoped(Permissions::ADMIN_PRODUCT),
+            success: 201,
+        },
+        Route {
+            method: Method::DELETE,
+            prepare: |f, n| (f.webhook(n), None),
+            needs: OnProduct(Permissions::ADMIN_PRODUCT),
+            success: 200,
+        },
+        Route {
+            method: Method::GET,
+            prepare: |f, n| (format!("{}/deliveries", f.webhook(n)), None),
+            needs: OnProduct(Permissions::ADMIN_PRODUCT),
             success: 200,
         },
         Route {
@@ -461,7 +513,8 @@ fn expected(route: &Route, caller: &Caller) -> u16 {
 }
 
 fn every_cell_has_its_expected_status(backend: TestBackend) {
-    let api = Api::start(backend);
+    let key = keeper::crypto::EncryptionKeys::generate_key();
+    let api = Api::start_with(backend, &[("KEEPER_ENCRYPTION_KEYS", &key)]);
     let admin = api.user("admin", Permissions::ALL);
     api.product(&admin, "demo");
     api.product(&admin, "other");

@@ -214,13 +214,12 @@ fn an_older_backup_is_migrated_forward(backend: TestBackend) {
     .unwrap();
     let (newest, previous) = (&known[known.len() - 1], &known[known.len() - 2]);
     assert_eq!(snapshot.schema_version, newest.version);
-    // The newest migration added products.retention and editions.auto_created: the older file
+    // The newest migration added the tables webhooks and webhook_deliveries: the older file
     // has neither.
     snapshot.schema_version = previous.version.clone();
-    for (table, column) in [("products", "retention"), ("editions", "auto_created")] {
-        for row in snapshot.tables.get_mut(table).unwrap() {
-            assert!(row.remove(column).is_some(), "{table}.{column}");
-        }
+    for table in ["webhooks", "webhook_deliveries"] {
+        assert!(snapshot.tables.remove(table).is_some(), "{table}");
+        snapshot.sequences.remove(table);
     }
     let target_db = TestDatabase::new(backend);
     let restored = keeper::db::backup::restore(&mut target_db.connect(), &snapshot).unwrap();

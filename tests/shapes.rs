@@ -93,12 +93,16 @@ macro_rules! snapshot {
             ".date_ended" => insta::dynamic_redaction(|value, _| if value.is_nil() { value } else { "[date]".into() }),
             ".date_expires" => insta::dynamic_redaction(|value, _| if value.is_nil() { value } else { "[date]".into() }),
             ".token" => "[token]",
+            ".secret" => "[secret]",
+            ".deliveries[].delivery" => "[uuid]",
+            ".deliveries[].date_created" => "[date]",
         })
     };
 }
 
 fn responses_have_the_contracts_fields(backend: TestBackend) {
-    let api = Api::start(backend);
+    let key = keeper::crypto::EncryptionKeys::generate_key();
+    let api = Api::start_with(backend, &[("KEEPER_ENCRYPTION_KEYS", &key)]);
     let admin = api.user("admin", Permissions::ALL);
 
     let root = api.get("/").body;
@@ -174,6 +178,22 @@ fn responses_have_the_contracts_fields(backend: TestBackend) {
     let token = api.post("/tokens/", &admin, json!({"name": "github-actions", "permissions": ["upload_build"], "products": ["pipelines"], "expires_in_days": 30})).body;
     assert!(token["token"].as_str().unwrap().starts_with("ltdk_"));
     snapshot!("api_token", stable(&api, &token));
+
+    // A webhook subscription (its secret shown once), and its first delivery, the ping, not
+    // sent yet.
+    let webhook = api.post(
+        "/webhooks/",
+        &admin,
+        json!({"url": "https://ci.example.com/hook", "product": "pipelines",
+               "events": ["edition.updated", "edition.deleted"]}),
+    );
+    assert_eq!(webhook.status, 201, "{webhook:?}");
+    assert_eq!(webhook.body["secret"].as_str().unwrap().len(), 64);
+    snapshot!("webhook", stable(&api, &webhook.body));
+    let deliveries = api
+        .get_with(webhook.body["deliveries_url"].as_str().unwrap(), &admin)
+        .body;
+    snapshot!("webhook_deliveries", stable(&api, &deliveries));
 
     snapshot!("error", api.get("/products/nothing").body);
 }

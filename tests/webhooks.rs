@@ -14,7 +14,9 @@ use std::time::Duration;
 use common::process::wait_for;
 use common::TestBackend;
 use hmac::{Hmac, Mac};
+use keeper::crypto::EncryptionKeys;
 use ops_support::Pipeline;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -27,6 +29,8 @@ struct Received {
     delivery: String,
     timestamp: String,
     signed: bool,
+    signature: String,
+    raw: Vec<u8>,
     body: Value,
 }
 
@@ -94,10 +98,13 @@ impl Respond for Receiver {
             delivery: header("x-keeper-delivery"),
             timestamp: header("x-keeper-timestamp"),
             signed,
+            signature: header("x-keeper-signature-256"),
+            raw: request.body.clone(),
             body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
         });
         if !signed {
-            return ResponseTemplate::new(401).set_body_string("bad signature");
+            // A NUL, which PostgreSQL cannot store in text.
+            return ResponseTemplate::new(401).set_body_string("bad\u{0}signature");
         }
         if state.fail_next > 0 {
             state.fail_next -= 1;
@@ -108,7 +115,7 @@ impl Respond for Receiver {
 }
 
 fn encryption_key() -> String {
-    keeper::crypto::EncryptionKeys::generate_key()
+    EncryptionKeys::generate_key()
 }
 
 fn start(backend: TestBackend, extra: &[(&str, &str)]) -> Pipeline {
@@ -158,6 +165,37 @@ fn deliveries(p: &Pipeline, webhook: &Value) -> Vec<Value> {
 /// `KEEPER_PUBLIC_URL`.
 fn assert_same_place(event: &Value, api: &Value) {
     assert_eq!(path_of(event), path_of(api), "{event} and {api}");
+}
+
+/// Whether the README's Python check accepts `received`, run as written with `python3`.
+fn readme_verifies(secret: &str, received: &Received) -> bool {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("<!-- webhook-verify:start -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- webhook-verify:end -->").next())
+        .expect("the README's webhook check");
+    let code = block
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a python block");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("body"), &received.raw).unwrap();
+    let script = format!(
+        "{code}\nimport sys\nbody = open(sys.argv[1], 'rb').read()\n\
+         sys.exit(0 if verify(sys.argv[2], body, sys.argv[3]) else 1)\n"
+    );
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dir.path().join("body"))
+        .arg(secret)
+        .arg(&received.signature)
+        .status()
+        .expect("python3 runs");
+    status.success()
 }
 
 /// The path of an URL, to ask the API.
@@ -324,6 +362,10 @@ fn events_are_signed_retried_and_recorded(backend: TestBackend) {
         assert_eq!(ping.body["attempt"], n + 1);
         assert_eq!(ping.body["data"]["webhook"]["url"], hook_a.as_str());
     }
+    assert!(readme_verifies(&secret, &pings[0]));
+    let mut tampered = pings[0].clone();
+    tampered.raw[10] ^= 1;
+    assert!(!readme_verifies(&secret, &tampered));
     let [ping_a] = &deliveries(&p, &webhook_a)[..] else {
         panic!("one delivery");
     };
@@ -340,7 +382,7 @@ fn events_are_signed_retried_and_recorded(backend: TestBackend) {
         (ping_b["attempts"].clone(), ping_b["status_code"].clone()),
         (json!(1), json!(401))
     );
-    assert_eq!(ping_b["response"], "bad signature");
+    assert_eq!(ping_b["response"], "bad\u{FFFD}signature");
     assert!(
         ping_b["error"].as_str().unwrap().contains("401"),
         "{ping_b}"
@@ -492,6 +534,18 @@ fn events_are_signed_retried_and_recorded(backend: TestBackend) {
         404
     );
     assert_eq!(count(&p, "webhook_deliveries"), "2", "B's are left");
+
+    // `keeper secrets rotate` re-encrypts the signing secrets too.
+    let new_key = encryption_key();
+    let keys = EncryptionKeys::parse(&format!("{new_key};{key}")).unwrap();
+    let rotation = keeper::org_admin::rotate(&mut p.api.db.connect(), &keys).unwrap();
+    assert_eq!(rotation.reencrypted, 1, "B's secret");
+    let stored = p.api.lines("SELECT secret_encrypted AS line FROM webhooks")[0].clone();
+    let only_new = EncryptionKeys::parse(&new_key).unwrap();
+    assert_eq!(
+        only_new.decrypt(&stored).unwrap().expose_secret(),
+        webhook_b["secret"].as_str().unwrap()
+    );
 }
 
 /// Without `KEEPER_ENCRYPTION_KEYS` no subscription is made: its secret could not be stored.

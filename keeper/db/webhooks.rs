@@ -56,6 +56,14 @@ pub fn find_webhook(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Webh
         .optional())
 }
 
+/// Stores a subscription's secret encrypted anew (`keeper secrets rotate`).
+pub fn set_secret(conn: &mut DbConnection, id: i64, encrypted: &str) -> QueryResult<()> {
+    with_connection!(conn, c => diesel::update(webhooks::table.find(id))
+        .set(webhooks::secret_encrypted.eq(encrypted))
+        .execute(c))?;
+    Ok(())
+}
+
 /// Every subscription, oldest first.
 pub fn list_webhooks(conn: &mut DbConnection) -> QueryResult<Vec<Webhook>> {
     with_connection!(conn, c => webhooks::table

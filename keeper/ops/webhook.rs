@@ -362,7 +362,9 @@ async fn send(
             }
         }
         start.truncate(RESPONSE_BYTES);
-        Ok::<_, reqwest::Error>((status, String::from_utf8_lossy(&start).into_owned()))
+        // Kept as text: PostgreSQL refuses a NUL in it, so a receiver's NUL is shown replaced.
+        let text = String::from_utf8_lossy(&start).replace('\0', "\u{FFFD}");
+        Ok::<_, reqwest::Error>((status, text))
     };
     Ok(match tokio::time::timeout(timeout, exchange).await {
         Ok(Ok((status, response))) => Answer {
