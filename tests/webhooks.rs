@@ -569,6 +569,50 @@ fn subscriptions_need_the_encryption_keys(backend: TestBackend) {
     );
 }
 
+/// The log of answers stays bounded: an event keeps each subscription's newest 100 finished
+/// deliveries, and every one still to be sent.
+fn finished_deliveries_are_pruned_to_the_newest_hundred(backend: TestBackend) {
+    let key = encryption_key();
+    let api = common::api::Api::start_with(backend, &[("KEEPER_ENCRYPTION_KEYS", &key)]);
+    let admin = api.user("admin", keeper::domain::Permissions::ALL);
+    api.product(&admin, "demo");
+    let created = api.post(
+        "/webhooks/",
+        &admin,
+        json!({"url": "https://example.com/hook", "product": "demo"}),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    // 150 delivered and 5 failed ones, older than the ping still pending.
+    for n in 0..155 {
+        let state = if n < 150 { "delivered" } else { "failed" };
+        api.execute(&format!(
+            "INSERT INTO webhook_deliveries (webhook_id, event, delivery_id, data, state, \
+             attempts, date_created) VALUES (1, 'build.confirmed', 'old-{n}', '{{}}', '{state}', \
+             1, CURRENT_TIMESTAMP)"
+        ));
+    }
+    let edition = api.post(
+        "/products/demo/editions/",
+        &admin,
+        json!({"slug": "v1", "title": "v1", "mode": "manual"}),
+    );
+    assert_eq!(
+        api.delete(edition.body["self_url"].as_str().unwrap(), &admin)
+            .status,
+        200
+    );
+    let left = api.lines(
+        "SELECT state || ' ' || CAST(COUNT(*) AS TEXT) AS line FROM webhook_deliveries \
+         GROUP BY state ORDER BY state",
+    );
+    assert_eq!(left, ["delivered 95", "failed 5", "pending 2"]);
+    let oldest_kept = api.lines(
+        "SELECT delivery_id AS line FROM webhook_deliveries WHERE state = 'delivered' \
+         ORDER BY id LIMIT 1",
+    );
+    assert_eq!(oldest_kept, ["old-55"]);
+}
+
 /// A receiver that never answers holds a delivery (and the ones queued behind it) for as long
 /// as the webhook timeout allows, here ten minutes; the rebuild of a build confirmed meanwhile
 /// is published all the same, by a worker allowed one operation at a time besides deliveries.
@@ -634,5 +678,6 @@ fn a_hanging_receiver_never_delays_a_rebuild(backend: TestBackend) {
 on_both_backends!(
     events_are_signed_retried_and_recorded,
     subscriptions_need_the_encryption_keys,
+    finished_deliveries_are_pruned_to_the_newest_hundred,
     a_hanging_receiver_never_delays_a_rebuild,
 );
