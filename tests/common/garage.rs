@@ -36,6 +36,19 @@ pub fn garage_executable() -> String {
 impl Garage {
     /// Starts a node, lays it out, imports the key and creates the bucket.
     pub fn start() -> Self {
+        // The ports are free when chosen but not held: another process may bind one before
+        // Garage does, and Garage then exits (AddrInUse). Such a node is started again on others.
+        const TRIES: usize = 5;
+        for _ in 0..TRIES {
+            if let Some(garage) = Self::spawn_node() {
+                return garage.set_up();
+            }
+        }
+        panic!("garage exited at start {TRIES} times (its ports were taken each time)");
+    }
+
+    /// A node on fresh ports whose `garage status` answers; `None` when it exited first.
+    fn spawn_node() -> Option<Self> {
         let binary = garage_executable();
         let dir = tempfile::tempdir().unwrap();
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
@@ -77,14 +90,35 @@ admin_token = "{secret}"
             .stderr(log)
             .spawn()
             .unwrap();
-        let garage = Self {
+        let mut garage = Self {
             binary,
             config,
             child: Some(child),
             s3_endpoint: format!("http://127.0.0.1:{s3}"),
             dir,
         };
-        garage.retry("garage status", |g| g.cli(&["status"]));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = garage.cli(&["status"]);
+            if status.is_ok() {
+                return Some(garage);
+            }
+            let exited = garage
+                .child
+                .as_mut()
+                .is_some_and(|child| matches!(child.try_wait(), Ok(Some(_))));
+            if exited {
+                return None;
+            }
+            if Instant::now() >= deadline {
+                panic!("garage status kept failing: {status:?}\n{}", garage.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn set_up(self) -> Self {
+        let garage = self;
         let node = garage.cli(&["node", "id", "-q"]).unwrap();
         let node = node.trim().split('@').next().unwrap().to_owned();
         garage
