@@ -196,23 +196,18 @@ pub struct Rotation {
 /// Re-encrypts every stored secret (organizations' and webhooks') with the first key, in one
 /// transaction: a secret that no key decrypts stops the rotation with nothing changed.
 pub fn rotate(conn: &mut DbConnection, keys: &EncryptionKeys) -> anyhow::Result<Rotation> {
-    use secrecy::ExposeSecret;
     conn.write_transaction(|conn| {
         let mut rotation = Rotation::default();
         for (id, settings) in list_organization_settings(conn)? {
-            let mut rotate_one =
-                |column: &str, token: &Option<String>| -> anyhow::Result<Option<String>> {
-                    let Some(token) = token else { return Ok(None) };
-                    if keys.is_current(token) {
-                        rotation.current += 1;
-                        return Ok(Some(token.clone()));
-                    }
-                    let plain = keys
-                        .decrypt(token)
-                        .with_context(|| format!("organization {}: its {column}", settings.slug))?;
-                    rotation.reencrypted += 1;
-                    Ok(Some(keys.encrypt(plain.expose_secret())))
-                };
+            let mut rotate_one = |column: &str,
+                                  token: &Option<String>|
+             -> anyhow::Result<Option<String>> {
+                let Some(token) = token else { return Ok(None) };
+                let what = || format!("organization {}: its {column}", settings.slug);
+                Ok(Some(
+                    reencrypted(keys, &mut rotation, token, what)?.unwrap_or_else(|| token.clone()),
+                ))
+            };
             let s3 = rotate_one(
                 "S3 secret access key",
                 &settings.s3_secret_access_key_encrypted,
@@ -225,20 +220,32 @@ pub fn rotate(conn: &mut DbConnection, keys: &EncryptionKeys) -> anyhow::Result<
             }
         }
         for webhook in crate::db::webhooks::list_webhooks(conn)? {
-            let token = &webhook.secret_encrypted;
-            if keys.is_current(token) {
-                rotation.current += 1;
-                continue;
+            let what = || format!("webhook {}: its signing secret", webhook.id);
+            if let Some(token) = reencrypted(keys, &mut rotation, &webhook.secret_encrypted, what)?
+            {
+                crate::db::webhooks::set_secret(conn, webhook.id, &token)?;
             }
-            let plain = keys
-                .decrypt(token)
-                .with_context(|| format!("webhook {}: its signing secret", webhook.id))?;
-            let encrypted = keys.encrypt(plain.expose_secret());
-            crate::db::webhooks::set_secret(conn, webhook.id, &encrypted)?;
-            rotation.reencrypted += 1;
         }
         Ok(rotation)
     })
+}
+
+/// `token` encrypted with the first key; `None` when it already is. Counted in `rotation`;
+/// `what` names the secret when no key decrypts it.
+fn reencrypted(
+    keys: &EncryptionKeys,
+    rotation: &mut Rotation,
+    token: &str,
+    what: impl FnOnce() -> String,
+) -> anyhow::Result<Option<String>> {
+    use secrecy::ExposeSecret;
+    if keys.is_current(token) {
+        rotation.current += 1;
+        return Ok(None);
+    }
+    let plain = keys.decrypt(token).with_context(what)?;
+    rotation.reencrypted += 1;
+    Ok(Some(keys.encrypt(plain.expose_secret())))
 }
 
 /// Runs `keeper secrets ...`.

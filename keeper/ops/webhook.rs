@@ -176,11 +176,15 @@ fn event_data(
     product_id: i64,
     happened: &Happened,
 ) -> QueryResult<Value> {
-    let product = match happened {
+    let failed_operations_product;
+    let product: &Product = match happened {
         Happened::BuildConfirmed { product, .. }
         | Happened::EditionUpdated { product, .. }
-        | Happened::EditionDeleted { product, .. } => (*product).clone(),
-        Happened::OperationFailed { .. } => find_product_by_id(conn, product_id)?,
+        | Happened::EditionDeleted { product, .. } => product,
+        Happened::OperationFailed { .. } => {
+            failed_operations_product = find_product_by_id(conn, product_id)?;
+            &failed_operations_product
+        }
     };
     let (_, organization) = find_settings_of_product(conn, product_id)?;
     let layout = PublishingLayout::of_organization(
