@@ -6,7 +6,9 @@ data (PRODUCTS products x BUILDS builds x EDITIONS editions, and one product wit
 builds), and drives each route with wrk at concurrency 1 and 32, interleaved (for each
 repetition, route and concurrency: SQLite, then PostgreSQL), REPS times DURATION seconds. Prints
 every run, then the medians: requests per second, p50 and p99 latency, keeper's own CPU time per
-request (user + system, from /proc), the PostgreSQL / SQLite ratio, and the load average.
+request (user + system, from /proc), the PostgreSQL server's and wrk's CPU per request, the
+PostgreSQL / SQLite ratio, and the load average. POSTGRES_CPUS=own gives the PostgreSQL server a
+CPU of its own (see cpu_layout).
 
 Build registration is measured twice: on a product with 10 builds (a fresh one per run, so the
 run's own registrations do not count against it) and on the product with BIG_BUILDS.
@@ -24,6 +26,7 @@ import concurrent.futures
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -47,6 +50,25 @@ SEED_THREADS = int(os.environ.get("SEED_THREADS", "8"))
 ONLY = os.environ.get("ROUTES", "")  # comma-separated route names; empty: all
 RESTART = os.environ.get("RESTART", "1") != "0"
 USER, PASSWORD = "bench", "bench-password"
+
+
+def cpu_layout():
+    """(keeper's and wrk's CPUs, the PostgreSQL server's CPUs). By default (POSTGRES_CPUS=shared)
+    everything shares every CPU. POSTGRES_CPUS=own gives the server the last CPU to itself, as it
+    has a machine of its own in production, and keeper and wrk the others, on both backends; or
+    POSTGRES_CPUS names the server's CPUs (`2,3`)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    wanted = os.environ.get("POSTGRES_CPUS", "shared")
+    if wanted == "shared" or (wanted == "own" and len(cpus) < 2):
+        return cpus, cpus
+    server = cpus[-1:] if wanted == "own" else [int(c) for c in wanted.split(",")]
+    rest = [c for c in cpus if c not in server]
+    if not rest or not set(server) <= set(cpus):
+        sys.exit(f"error: POSTGRES_CPUS={wanted} leaves no CPU of {cpus} for keeper and wrk")
+    return rest, server
+
+
+KEEPER_CPUS, POSTGRES_CPUS = cpu_layout()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 V2 = "application/vnd.ltdkeeper.v2+json"
 
@@ -101,7 +123,8 @@ class Postgres:
 
     def _run(self, tool, *args):
         done = subprocess.run(self.as_user + [f"{self.bin}/{tool}", *args],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True,
+                              preexec_fn=lambda: os.sched_setaffinity(0, POSTGRES_CPUS))
         if done.returncode != 0:
             sys.exit(f"error: {tool} failed:\n{done.stdout}{done.stderr}")
 
@@ -113,6 +136,23 @@ class Postgres:
 
     def stop(self):
         self._run("pg_ctl", "-D", f"{self.dir}/data", "-m", "fast", "-w", "stop")
+
+    def cpu_seconds(self):
+        """CPU time of the server's processes alive now (postmaster and its children)."""
+        with open(f"{self.dir}/data/postmaster.pid") as f:
+            postmaster = int(f.readline())
+        total = 0.0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(entry) == postmaster or int(fields[1]) == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return total
 
 
 class Keeper:
@@ -243,18 +283,27 @@ def wrk_script(work, name, method="GET", body=None, headers=None):
     return path
 
 
-def run_wrk(keeper, path, script, connections):
+def run_wrk(keeper, path, script, connections, postgres):
+    """One wrk run; CPU per request of keeper, of the PostgreSQL server (its processes, whichever
+    keeper is driven: near zero for SQLite) and of wrk itself."""
     before = keeper.cpu_seconds()
+    pg_before = postgres.cpu_seconds()
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{DURATION}s", "--timeout", "10s", "-s", script,
          f"http://127.0.0.1:{keeper.port}{path}"],
         check=True, capture_output=True, text=True).stdout
     cpu = keeper.cpu_seconds() - before
+    pg_cpu = postgres.cpu_seconds() - pg_before
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (wrk_after.ru_utime + wrk_after.ru_stime
+               - wrk_before.ru_utime - wrk_before.ru_stime)
     result = json.loads(out.strip().splitlines()[-1])
     requests = max(result["requests"], 1)
     return {"rps": result["requests"] / (result["duration_us"] / 1e6),
             "p50_ms": result["p50_us"] / 1000, "p99_ms": result["p99_us"] / 1000,
             "cpu_ms": cpu * 1000 / requests,
+            "pg_cpu_ms": pg_cpu * 1000 / requests, "wrk_cpu_ms": wrk_cpu * 1000 / requests,
             "errors": result["socket_errors"] + result["status_errors"]}
 
 
@@ -293,8 +342,11 @@ def main():
     os.chmod(work, 0o755)  # the postgres user reaches its cluster inside
     keepers, postgres = [], None
     failed = False
+    # keeper, wrk and this script's own clients inherit it.
+    os.sched_setaffinity(0, KEEPER_CPUS)
     try:
         log(f"load average at start: {open('/proc/loadavg').read().strip()}")
+        log(f"CPUs: keeper and wrk {KEEPER_CPUS}, the PostgreSQL server {POSTGRES_CPUS}")
         postgres = Postgres(work)
         keepers = [Keeper("sqlite", work, f"sqlite://{work}/keeper.sqlite3"),
                    Keeper("postgres", work, postgres.url)]
@@ -318,11 +370,12 @@ def main():
                                 create_product(Client(keeper), product)
                                 add_builds(keeper, product, 10, threads=1)
                             path = f"/products/{product}/builds/"
-                        r = run_wrk(keeper, path, script, connections)
+                        r = run_wrk(keeper, path, script, connections, postgres)
                         results.setdefault((name, connections, keeper.name), []).append(r)
                         print(f"rep {rep + 1} {name:32} c={connections:<3} {keeper.name:9} "
                               f"{r['rps']:9.0f} rps  p50 {r['p50_ms']:6.2f} ms  "
                               f"p99 {r['p99_ms']:6.2f} ms  cpu {r['cpu_ms']:.3f} ms/req  "
+                              f"postgres {r['pg_cpu_ms']:.3f}  wrk {r['wrk_cpu_ms']:.3f}  "
                               f"errors {r['errors']}", flush=True)
         report(results)
         if RESTART:
@@ -403,11 +456,15 @@ def restart_under_load(keeper, postgres, ids):
 def report(results):
     print()
     print(f"Medians of {REPS} runs of {DURATION} s each (wrk -t1; keeper {KEEPER}); "
-          f"{os.cpu_count()} cores; load average at end: {open('/proc/loadavg').read().strip()}")
+          f"{os.cpu_count()} cores (keeper and wrk on {KEEPER_CPUS}, the PostgreSQL server on "
+          f"{POSTGRES_CPUS}); load average at end: {open('/proc/loadavg').read().strip()}")
     print()
-    print("| route | c | SQLite rps | p50 | p99 | CPU/req | PostgreSQL rps | p50 | p99 | "
-          "CPU/req | PG / SQLite |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("CPU/req is keeper's; server CPU/req is the PostgreSQL server's, wrk's is the load "
+          "generator's (all in ms of CPU per request).")
+    print()
+    print("| route | c | SQLite rps | p50 | p99 | CPU/req | wrk CPU/req | PostgreSQL rps | p50 | "
+          "p99 | CPU/req | server CPU/req | wrk CPU/req | PG / SQLite |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     names = []
     for name, _, _ in results:
         if name not in names:
@@ -419,15 +476,18 @@ def report(results):
             for backend in ("sqlite", "postgres"):
                 runs = results.get((name, connections, backend))
                 if not runs:
-                    cells += ["-"] * 4
+                    cells += ["-"] * (5 if backend == "sqlite" else 6)
                     continue
                 med = {k: statistics.median(r[k] for r in runs)
-                       for k in ("rps", "p50_ms", "p99_ms", "cpu_ms")}
+                       for k in ("rps", "p50_ms", "p99_ms", "cpu_ms", "pg_cpu_ms", "wrk_cpu_ms")}
                 rps[backend] = med["rps"]
                 errors = sum(r["errors"] for r in runs)
                 cells += [f"{med['rps']:,.0f}" + (f" ({errors} errors)" if errors else ""),
                           f"{med['p50_ms']:.2f} ms", f"{med['p99_ms']:.2f} ms",
                           f"{med['cpu_ms']:.3f} ms"]
+                if backend == "postgres":
+                    cells.append(f"{med['pg_cpu_ms']:.3f} ms")
+                cells.append(f"{med['wrk_cpu_ms']:.3f} ms")
             ratio = (f"{rps['postgres'] / rps['sqlite']:.0%}"
                      if len(rps) == 2 and rps["sqlite"] else "-")
             print(f"| {name} | {connections} | " + " | ".join(cells) + f" | {ratio} |")
