@@ -19,7 +19,8 @@ use crate::db::editions::{list_editions, set_prefix_matches_build};
 use crate::db::models::{Build, Edition};
 use crate::db::operations::with_cause;
 use crate::db::organizations::find_settings_of_product;
-use crate::db::products::{find_product_by_slug, list_product_slugs};
+use crate::db::products::find_product_by_slug;
+use crate::db::reads::product_slugs;
 use crate::db::DbPool;
 use crate::domain::{BucketPrefix, BuildSlug, EditionSlug, ProductSlug};
 use crate::ops::copy::SURROGATE_KEY;
@@ -76,7 +77,7 @@ impl Verifier {
     pub async fn run(&self, product: Option<&str>, repair: bool) -> anyhow::Result<Report> {
         let slugs = match product {
             Some(slug) => vec![slug.to_owned()],
-            None => with_db(&self.pool, |conn| Ok(list_product_slugs(conn)?)).await?,
+            None => with_db(&self.pool, |conn| Ok(product_slugs(conn)?)).await?,
         };
         let mut report = Report::default();
         for slug in slugs {

@@ -1,7 +1,8 @@
 //! After PostgreSQL terminates every backend of keeper's database (as a restart or failover
 //! would), requests keep succeeding with zero failures: writes because the pool checks
 //! connections on checkout, reads (which skip that round trip) because they run again on a
-//! checked connection when their first statement finds the connection dead.
+//! checked connection when their first statement finds the connection dead, and the hot reads
+//! on their pipelined connections because they run again on a new one.
 
 mod common;
 
@@ -37,6 +38,24 @@ fn terminate_backends(database: &str) -> i64 {
         std::thread::yield_now();
     }
     terminated.n
+}
+
+/// How many backends of `database` call themselves `application_name`.
+fn backends_named(database: &str, application_name: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let mut admin = PgConnection::establish(&postgres_admin_url()).unwrap();
+    diesel::sql_query(
+        "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+    )
+    .bind::<diesel::sql_types::Text, _>(database)
+    .bind::<diesel::sql_types::Text, _>(application_name)
+    .get_result::<Count>(&mut admin)
+    .unwrap()
+    .n
 }
 
 /// Read routes and readiness: a 404 is an answer, a 5xx or no answer a failure.
@@ -94,4 +113,53 @@ fn pre_ping_survives_terminated_connections_with_zero_failures() {
 fn without_pre_ping_the_same_scenario_fails_requests() {
     // The control: shows that the scenario above really hands out dead connections.
     assert!(!failures_after_terminating_connections(false).is_empty());
+}
+
+#[test]
+fn pipelined_reads_survive_terminated_connections_with_zero_failures() {
+    use keeper::db::pipelined::APPLICATION_NAME;
+    let db = TestDatabase::new(TestBackend::Postgres);
+    let config = db.config(&[("KEEPER_DATABASE_POOL_SIZE", "2")]);
+    let server = TestServer::start(&config);
+    let http = client();
+    let failures = || -> Vec<String> {
+        PATHS
+            .iter()
+            .cycle()
+            .take(4 * PATHS.len())
+            .filter_map(|path| match http.get(server.url(path)).send() {
+                Ok(response) if !response.status().is_server_error() => None,
+                Ok(response) => Some(format!("{path}: {}", response.text().unwrap_or_default())),
+                Err(err) => Some(format!("{path}: {err}")),
+            })
+            .collect()
+    };
+    assert_eq!(failures(), Vec::<String>::new());
+    // The reads opened their own connections (one per worker thread that served one).
+    let pipelined = backends_named(db.postgres_name(), APPLICATION_NAME);
+    assert!(
+        (1..=2).contains(&pipelined),
+        "{pipelined} pipelined connections"
+    );
+
+    assert!(terminate_backends(db.postgres_name()) > pipelined);
+    assert_eq!(backends_named(db.postgres_name(), APPLICATION_NAME), 0);
+
+    let failed = failures();
+    assert!(failed.is_empty(), "{failed:#?}");
+    // Served by new pipelined connections, not by the pool instead.
+    assert!(backends_named(db.postgres_name(), APPLICATION_NAME) >= 1);
+}
+
+#[test]
+fn pipelined_reads_can_be_turned_off() {
+    use keeper::db::pipelined::APPLICATION_NAME;
+    let db = TestDatabase::new(TestBackend::Postgres);
+    let config = db.config(&[("KEEPER_DATABASE_PIPELINED_READS", "false")]);
+    let server = TestServer::start(&config);
+    for path in PATHS {
+        let response = client().get(server.url(path)).send().unwrap();
+        assert!(!response.status().is_server_error(), "{path}");
+    }
+    assert_eq!(backends_named(db.postgres_name(), APPLICATION_NAME), 0);
 }

@@ -19,6 +19,7 @@ use crate::api::request_log::log_request;
 use crate::auth::login::LoginGuard;
 use crate::auth::session::SessionKeys;
 use crate::config::LoginConfig;
+use crate::db::pipelined::PipelinedReads;
 use crate::db::DbPool;
 use crate::error::ApiError;
 
@@ -26,6 +27,8 @@ use crate::error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: DbPool,
+    /// PostgreSQL's pipelined connections for the hot reads; `None`: every read uses `pool`.
+    pub pipelined: Option<PipelinedReads>,
     /// Signs and verifies the tokens `GET /token` hands out.
     pub sessions: SessionKeys,
     /// Keeper's external base URL, always ending in `/`.
@@ -58,6 +61,7 @@ impl AppState {
         }
         Self {
             pool,
+            pipelined: None,
             sessions,
             public_url,
             login: Arc::new(LoginGuard::new(&LoginConfig::default())),
@@ -85,6 +89,11 @@ impl AppState {
     }
 
     /// This state with request bodies given `timeout` to arrive.
+    pub fn with_pipelined_reads(mut self, reads: Option<PipelinedReads>) -> Self {
+        self.pipelined = reads;
+        self
+    }
+
     pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.body_timeout = timeout;
         self

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::api::app::AppState;
 use crate::api::body::Body;
-use crate::api::database::{run_db, run_db_as, run_db_read};
+use crate::api::database::{run_db, run_db_as, run_db_read, run_read};
 use crate::api::identity::{authenticate, Credentials, Identity};
 use crate::api::json::{created, parse_json};
 use crate::api::products::{
@@ -28,7 +28,10 @@ use crate::db::models::{
 };
 use crate::db::operations::{latest_operation_on, unfinished_rebuilds_of_build};
 use crate::db::organizations::find_organization_settings;
-use crate::db::reads::{active_build_ids, build_in_context, BuildInContext};
+use crate::db::reads::{
+    active_build_ids, active_build_ids_pipelined, build_in_context, build_in_context_pipelined,
+    BuildInContext,
+};
 use crate::db::violation::{violation, Violation};
 use crate::db::DbConnection;
 use crate::domain::Permissions;
@@ -120,10 +123,17 @@ pub async fn list_builds(
 ) -> ApiResult<web::Json<BuildListResponse>> {
     let slug = slug.into_inner();
     require_product_slug(&slug)?;
-    let ids = run_db_read(&state.pool, move |conn| {
-        active_build_ids(conn, &slug)?.ok_or_else(|| product_not_found(&slug))
-    })
-    .await?;
+    let blocking_slug = slug.clone();
+    let ids = run_read(
+        &state,
+        move |conn| Ok(active_build_ids(conn, &blocking_slug)?),
+        |live| {
+            let slug = slug.clone();
+            async move { active_build_ids_pipelined(&live, &slug).await }
+        },
+    )
+    .await?
+    .ok_or_else(|| product_not_found(&slug))?;
     Ok(web::Json(BuildListResponse {
         builds: collection_urls(&state, "builds", &ids),
     }))
@@ -137,7 +147,13 @@ pub async fn get_build(
     id: web::Path<i64>,
 ) -> ApiResult<web::Json<BuildResponse>> {
     let id = id.into_inner();
-    let found = run_db_read(&state.pool, move |conn| load_build_in_context(conn, id)).await?;
+    let found = run_read(
+        &state,
+        move |conn| Ok(build_in_context(conn, id)?),
+        |live| async move { build_in_context_pipelined(&live, id).await },
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("No build {id}.")))?;
     respond(
         &state,
         &found.organization,

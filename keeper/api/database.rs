@@ -1,10 +1,17 @@
 //! The handlers' way to the database: blocking diesel work on actix's blocking thread pool,
-//! never on the async runtime, with a pooled connection; its errors answer as [`ApiError`]s (an
-//! exhausted pool or a down database is a 503).
+//! never on the async runtime, with a pooled connection, or for the hot reads on PostgreSQL a
+//! pipelined connection of the worker's own thread ([`run_read`]); errors answer as
+//! [`ApiError`]s (an exhausted pool or a down database is a 503).
+
+use std::future::Future;
+use std::rc::Rc;
 
 use actix_web::web;
+use diesel::QueryResult;
 
+use crate::api::app::AppState;
 use crate::db::operations::with_cause;
+use crate::db::pipelined::Live;
 use crate::db::pool::get_unchecked;
 use crate::db::{DbConnection, DbPool};
 use crate::error::ApiError;
@@ -51,6 +58,28 @@ where
         }
     })
     .await?
+}
+
+/// Runs a read on PostgreSQL's pipelined connection of this thread when keeper has one
+/// (`pipelined`, see `db::pipelined`), else, or when no such connection can be opened, runs
+/// `blocking` with [`run_db_read`]. The two must answer the same; both may run twice.
+pub async fn run_read<T, B, P, Fut>(
+    state: &AppState,
+    blocking: B,
+    pipelined: P,
+) -> Result<T, ApiError>
+where
+    B: Fn(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    P: Fn(Rc<Live>) -> Fut,
+    Fut: Future<Output = QueryResult<T>>,
+    T: Send + 'static,
+{
+    if let Some(reads) = &state.pipelined {
+        if let Some(done) = reads.run(pipelined).await {
+            return Ok(done?);
+        }
+    }
+    run_db_read(&state.pool, blocking).await
 }
 
 /// [`run_db`], with every operation `work` enqueues recorded as caused by `cause`

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::api::app::AppState;
 use crate::api::body::Body;
-use crate::api::database::{run_db_as, run_db_read};
+use crate::api::database::{run_db_as, run_read};
 use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, parse_json};
 use crate::api::products::{
@@ -27,7 +27,10 @@ use crate::db::models::{now, Edition, EditionChanges, NewEdition, Organization, 
 use crate::db::operations::{editions_pending_rebuild, latest_operation_on};
 use crate::db::organizations::find_organization;
 use crate::db::products::find_product_by_id;
-use crate::db::reads::{edition_in_context, live_edition_ids};
+use crate::db::reads::{
+    edition_in_context, edition_in_context_pipelined, live_edition_ids, live_edition_ids_pipelined,
+    EditionInContext,
+};
 use crate::db::DbConnection;
 use crate::domain::Permissions;
 use crate::domain::{
@@ -106,11 +109,10 @@ fn load_edition(conn: &mut DbConnection, id: i64) -> ApiResult<Loaded> {
     loaded(conn, edition)
 }
 
-/// An edition, deleted ones included (they answer with `date_ended`, as in the original), in one
-/// statement.
-fn load_edition_row(conn: &mut DbConnection, id: i64) -> ApiResult<Loaded> {
-    let found = edition_in_context(conn, id)?
-        .ok_or_else(|| ApiError::not_found(format!("No edition {id}.")))?;
+/// The edition `id` as [`edition_in_context`] found it (deleted ones included: they answer with
+/// `date_ended`, as in the original); 404 when it did not.
+fn loaded_row(id: i64, found: Option<EditionInContext>) -> ApiResult<Loaded> {
+    let found = found.ok_or_else(|| ApiError::not_found(format!("No edition {id}.")))?;
     Ok(Loaded {
         pending: found
             .pending_rebuild
@@ -191,10 +193,17 @@ pub async fn list(
 ) -> ApiResult<web::Json<EditionListResponse>> {
     let slug = slug.into_inner();
     require_product_slug(&slug)?;
-    let ids = run_db_read(&state.pool, move |conn| {
-        live_edition_ids(conn, &slug)?.ok_or_else(|| product_not_found(&slug))
-    })
-    .await?;
+    let blocking_slug = slug.clone();
+    let ids = run_read(
+        &state,
+        move |conn| Ok(live_edition_ids(conn, &blocking_slug)?),
+        |live| {
+            let slug = slug.clone();
+            async move { live_edition_ids_pipelined(&live, &slug).await }
+        },
+    )
+    .await?
+    .ok_or_else(|| product_not_found(&slug))?;
     Ok(web::Json(EditionListResponse {
         editions: collection_urls(&state, "editions", &ids),
     }))
@@ -208,7 +217,13 @@ pub async fn get(
     id: web::Path<i64>,
 ) -> ApiResult<web::Json<EditionResponse>> {
     let id = id.into_inner();
-    let loaded = run_db_read(&state.pool, move |conn| load_edition_row(conn, id)).await?;
+    let found = run_read(
+        &state,
+        move |conn| Ok(edition_in_context(conn, id)?),
+        |live| async move { edition_in_context_pipelined(&live, id).await },
+    )
+    .await?;
+    let loaded = loaded_row(id, found)?;
     Ok(web::Json(respond(&state, &loaded)?))
 }
 

@@ -7,17 +7,18 @@ use utoipa::ToSchema;
 
 use crate::api::app::AppState;
 use crate::api::body::Body;
-use crate::api::database::{run_db_as, run_db_read};
+use crate::api::database::{run_db_as, run_read};
 use crate::api::identity::{authenticate, Credentials};
 use crate::api::json::{created, parse_json};
 use crate::api::publishing::{product_response, ProductResponse};
 use crate::db::editions::insert_edition;
 use crate::db::models::{now, NewEdition, NewProduct, Organization, Product, ProductChanges};
 use crate::db::organizations::{find_organization_by_slug, DEFAULT_ORGANIZATION};
-use crate::db::products::{
-    find_product_by_slug, insert_product, list_product_slugs, update_product,
+use crate::db::products::{find_product_by_slug, insert_product, update_product};
+use crate::db::reads::{
+    product_slugs, product_slugs_pipelined, product_with_organization,
+    product_with_organization_pipelined,
 };
-use crate::db::reads::product_with_organization;
 use crate::db::DbConnection;
 use crate::domain::{EditionKind, EditionSlug, ProductSlug, SurrogateKey, TrackingMode};
 use crate::domain::{Permissions, PolicyOverride, RetentionPolicy};
@@ -108,7 +109,12 @@ pub fn collection_urls(state: &AppState, collection: &str, ids: &[i64]) -> Vec<S
 pub async fn list_products(
     state: web::Data<AppState>,
 ) -> ApiResult<web::Json<ProductListResponse>> {
-    let slugs = run_db_read(&state.pool, |conn| Ok(list_product_slugs(conn)?)).await?;
+    let slugs = run_read(
+        &state,
+        |conn| Ok(product_slugs(conn)?),
+        |live| async move { product_slugs_pipelined(&live).await },
+    )
+    .await?;
     Ok(web::Json(ProductListResponse {
         products: slugs
             .iter()
@@ -125,8 +131,18 @@ pub async fn get_product(
     slug: web::Path<String>,
 ) -> ApiResult<web::Json<ProductResponse>> {
     let slug = slug.into_inner();
-    let (organization, product) =
-        run_db_read(&state.pool, move |conn| load_product(conn, &slug)).await?;
+    require_product_slug(&slug)?;
+    let blocking_slug = slug.clone();
+    let found = run_read(
+        &state,
+        move |conn| Ok(product_with_organization(conn, &blocking_slug)?),
+        |live| {
+            let slug = slug.clone();
+            async move { product_with_organization_pipelined(&live, &slug).await }
+        },
+    )
+    .await?;
+    let (product, organization) = found.ok_or_else(|| product_not_found(&slug))?;
     Ok(web::Json(product_response(
         &state,
         &organization,

@@ -76,6 +76,9 @@ pub struct DatabaseConfig {
     pub sqlite_busy_timeout: Duration,
     /// PostgreSQL only: apply pending migrations at start instead of refusing to start.
     pub auto_migrate: bool,
+    /// PostgreSQL only: the API's hot reads go over one pipelined connection per HTTP worker
+    /// thread instead of the pool, when the connection allows it (`db::pipelined`).
+    pub pipelined_reads: bool,
 }
 
 pub(super) fn read<F: Fn(&str) -> Option<String>>(
@@ -103,6 +106,7 @@ pub(super) fn read<F: Fn(&str) -> Option<String>>(
             vars.number("KEEPER_SQLITE_BUSY_TIMEOUT_MS", 5000)?,
         ),
         auto_migrate: vars.flag("KEEPER_AUTO_MIGRATE", false)?,
+        pipelined_reads: vars.flag("KEEPER_DATABASE_PIPELINED_READS", true)?,
     };
     if database.pool_size == 0 {
         return Err(ConfigError {

@@ -11,6 +11,7 @@ pub mod models;
 pub(crate) mod operations;
 pub mod organization_admins;
 pub mod organizations;
+pub mod pipelined;
 pub mod pool;
 pub(crate) mod products;
 pub(crate) mod reads;

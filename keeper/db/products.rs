@@ -11,14 +11,6 @@ pub fn find_product_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Produ
     with_connection!(conn, c => products::table.find(id).select(Product::as_select()).first(c))
 }
 
-/// Every product's slug, whatever its organization, in order.
-pub fn list_product_slugs(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
-    with_connection!(conn, c => products::table
-        .order((products::slug, products::organization_id))
-        .select(products::slug)
-        .load(c))
-}
-
 /// Every product with its organization, by title.
 pub fn list_products_with_organizations(
     conn: &mut DbConnection,

@@ -8,9 +8,50 @@ use diesel::dsl::max;
 use diesel::prelude::*;
 
 use crate::db::models::{Build, Edition, Organization, Product};
+use crate::db::pipelined::Live;
 use crate::db::schema::{builds, editions, operations, organizations, products};
 use crate::db::DbConnection;
 use crate::with_connection;
+
+// Each read is one query, written once as a macro and run by two functions: the blocking one on
+// a pooled connection of either backend, the `_pipelined` one on PostgreSQL's pipelined
+// connection (`db::pipelined`). They answer the same.
+
+/// Runs `$query` with `$method` (`first` or `load`) on a pipelined connection.
+macro_rules! pipelined {
+    ($live:expr, $query:expr, $method:ident) => {{
+        let mut conn = $live.conn();
+        diesel_async::RunQueryDsl::$method($query, &mut conn).await
+    }};
+}
+
+macro_rules! product_slugs_query {
+    () => {
+        products::table
+            .order((products::slug, products::organization_id))
+            .select(products::slug)
+    };
+}
+
+/// Every product's slug, whatever its organization, in order.
+pub fn product_slugs(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    with_connection!(conn, c => product_slugs_query!().load(c))
+}
+
+/// [`product_slugs`] on a pipelined connection.
+pub async fn product_slugs_pipelined(live: &Live) -> QueryResult<Vec<String>> {
+    pipelined!(live, product_slugs_query!(), load)
+}
+
+macro_rules! product_with_organization_query {
+    ($slug:expr) => {
+        products::table
+            .inner_join(organizations::table)
+            .filter(products::slug.eq($slug))
+            .order((products::organization_id, products::id))
+            .select((Product::as_select(), Organization::as_select()))
+    };
+}
 
 /// A product by slug with its organization (the first product of that slug, by organization,
 /// as `products::find_product_by_slug` picks it).
@@ -18,13 +59,15 @@ pub fn product_with_organization(
     conn: &mut DbConnection,
     slug: &str,
 ) -> QueryResult<Option<(Product, Organization)>> {
-    with_connection!(conn, c => products::table
-        .inner_join(organizations::table)
-        .filter(products::slug.eq(slug))
-        .order((products::organization_id, products::id))
-        .select((Product::as_select(), Organization::as_select()))
-        .first(c)
-        .optional())
+    with_connection!(conn, c => product_with_organization_query!(slug).first(c).optional())
+}
+
+/// [`product_with_organization`] on a pipelined connection.
+pub async fn product_with_organization_pipelined(
+    live: &Live,
+    slug: &str,
+) -> QueryResult<Option<(Product, Organization)>> {
+    pipelined!(live, product_with_organization_query!(slug), first).optional()
 }
 
 /// A build with its product, its organization and its newest operation's id.
@@ -35,30 +78,48 @@ pub struct BuildInContext {
     pub operation: Option<i64>,
 }
 
+type BuildRow = (Build, Product, Organization, Option<i64>);
+
+macro_rules! build_in_context_query {
+    ($id:expr) => {
+        builds::table
+            .inner_join(products::table.inner_join(organizations::table))
+            .filter(builds::id.eq($id))
+            .select((
+                Build::as_select(),
+                Product::as_select(),
+                Organization::as_select(),
+                operations::table
+                    .filter(operations::build_id.eq($id))
+                    .select(max(operations::id))
+                    .single_value(),
+            ))
+    };
+}
+
 /// The build `id` (deprecated or not) in its context; `None` when there is no such build.
 pub fn build_in_context(conn: &mut DbConnection, id: i64) -> QueryResult<Option<BuildInContext>> {
-    let row: Option<(Build, Product, Organization, Option<i64>)> = with_connection!(conn, c => builds::table
-        .inner_join(products::table.inner_join(organizations::table))
-        .filter(builds::id.eq(id))
-        .select((
-            Build::as_select(),
-            Product::as_select(),
-            Organization::as_select(),
-            operations::table
-                .filter(operations::build_id.eq(id))
-                .select(max(operations::id))
-                .single_value(),
-        ))
-        .first(c)
-        .optional())?;
-    Ok(
-        row.map(|(build, product, organization, operation)| BuildInContext {
-            build,
-            product,
-            organization,
-            operation,
-        }),
-    )
+    let row: Option<BuildRow> =
+        with_connection!(conn, c => build_in_context_query!(id).first(c).optional())?;
+    Ok(row.map(build_from_row))
+}
+
+/// [`build_in_context`] on a pipelined connection.
+pub async fn build_in_context_pipelined(
+    live: &Live,
+    id: i64,
+) -> QueryResult<Option<BuildInContext>> {
+    let row: Option<BuildRow> = pipelined!(live, build_in_context_query!(id), first).optional()?;
+    Ok(row.map(build_from_row))
+}
+
+fn build_from_row((build, product, organization, operation): BuildRow) -> BuildInContext {
+    BuildInContext {
+        build,
+        product,
+        organization,
+        operation,
+    }
 }
 
 /// An edition with its product, its organization, whether a rebuild or rename of it is still
@@ -74,39 +135,58 @@ pub struct EditionInContext {
 /// An edition, its product and organization, its unfinished move's and newest operation's ids.
 type EditionRow = (Edition, Product, Organization, Option<i64>, Option<i64>);
 
+macro_rules! edition_in_context_query {
+    ($id:expr) => {
+        editions::table
+            .inner_join(products::table.inner_join(organizations::table))
+            .filter(editions::id.eq($id))
+            .select((
+                Edition::as_select(),
+                Product::as_select(),
+                Organization::as_select(),
+                operations::table
+                    .filter(operations::edition_id.eq($id))
+                    .filter(UnfinishedMove)
+                    .select(max(operations::id))
+                    .single_value(),
+                operations::table
+                    .filter(operations::edition_id.eq($id))
+                    .select(max(operations::id))
+                    .single_value(),
+            ))
+    };
+}
+
 /// The edition `id` (deleted or not) in its context; `None` once its row is gone.
 pub fn edition_in_context(
     conn: &mut DbConnection,
     id: i64,
 ) -> QueryResult<Option<EditionInContext>> {
-    let row: Option<EditionRow> = with_connection!(conn, c => editions::table
-        .inner_join(products::table.inner_join(organizations::table))
-        .filter(editions::id.eq(id))
-        .select((
-            Edition::as_select(),
-            Product::as_select(),
-            Organization::as_select(),
-            operations::table
-                .filter(operations::edition_id.eq(id))
-                .filter(UnfinishedMove)
-                .select(max(operations::id))
-                .single_value(),
-            operations::table
-                .filter(operations::edition_id.eq(id))
-                .select(max(operations::id))
-                .single_value(),
-        ))
-        .first(c)
-        .optional())?;
-    Ok(row.map(
-        |(edition, product, organization, pending_rebuild, operation)| EditionInContext {
-            edition,
-            product,
-            organization,
-            pending_rebuild: pending_rebuild.is_some(),
-            operation,
-        },
-    ))
+    let row: Option<EditionRow> =
+        with_connection!(conn, c => edition_in_context_query!(id).first(c).optional())?;
+    Ok(row.map(edition_from_row))
+}
+
+/// [`edition_in_context`] on a pipelined connection.
+pub async fn edition_in_context_pipelined(
+    live: &Live,
+    id: i64,
+) -> QueryResult<Option<EditionInContext>> {
+    let row: Option<EditionRow> =
+        pipelined!(live, edition_in_context_query!(id), first).optional()?;
+    Ok(row.map(edition_from_row))
+}
+
+fn edition_from_row(
+    (edition, product, organization, pending_rebuild, operation): EditionRow,
+) -> EditionInContext {
+    EditionInContext {
+        edition,
+        product,
+        organization,
+        pending_rebuild: pending_rebuild.is_some(),
+        operation,
+    }
 }
 
 /// `operations.state IN ('READY', 'WORKING') AND operations.kind IN ('rebuild_edition',
@@ -145,28 +225,80 @@ impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for 
     }
 }
 
+macro_rules! live_edition_ids_query {
+    ($slug:expr) => {
+        editions::table
+            .filter(editions::product_id.nullable().eq(first_product_id($slug)))
+            .filter(editions::date_ended.is_null())
+            .order(editions::id)
+            .select(editions::id)
+    };
+}
+
 /// The ids of the live editions of the product named `slug`, oldest first; `None` when there is
 /// no such product. One statement, unless the product has none (then a second says which).
 pub fn live_edition_ids(conn: &mut DbConnection, slug: &str) -> QueryResult<Option<Vec<i64>>> {
-    let ids: Vec<i64> = with_connection!(conn, c => editions::table
-        .filter(editions::product_id.nullable().eq(first_product_id(slug)))
-        .filter(editions::date_ended.is_null())
-        .order(editions::id)
-        .select(editions::id)
-        .load(c))?;
-    existing_product_or_none(conn, slug, ids)
+    let ids: Vec<i64> = with_connection!(conn, c => live_edition_ids_query!(slug).load(c))?;
+    if !ids.is_empty() {
+        return Ok(Some(ids));
+    }
+    Ok(product_exists(conn, slug)?.then_some(ids))
+}
+
+/// [`live_edition_ids`] on a pipelined connection.
+pub async fn live_edition_ids_pipelined(live: &Live, slug: &str) -> QueryResult<Option<Vec<i64>>> {
+    let ids: Vec<i64> = pipelined!(live, live_edition_ids_query!(slug), load)?;
+    if !ids.is_empty() {
+        return Ok(Some(ids));
+    }
+    Ok(product_exists_pipelined(live, slug).await?.then_some(ids))
+}
+
+macro_rules! active_build_ids_query {
+    ($slug:expr) => {
+        builds::table
+            .filter(builds::product_id.nullable().eq(first_product_id($slug)))
+            .filter(builds::date_ended.is_null())
+            .order(builds::id)
+            .select(builds::id)
+    };
 }
 
 /// The ids of the non-deprecated builds of the product named `slug`, oldest first; `None` when
 /// there is no such product. One statement, unless the product has none.
 pub fn active_build_ids(conn: &mut DbConnection, slug: &str) -> QueryResult<Option<Vec<i64>>> {
-    let ids: Vec<i64> = with_connection!(conn, c => builds::table
-        .filter(builds::product_id.nullable().eq(first_product_id(slug)))
-        .filter(builds::date_ended.is_null())
-        .order(builds::id)
-        .select(builds::id)
-        .load(c))?;
-    existing_product_or_none(conn, slug, ids)
+    let ids: Vec<i64> = with_connection!(conn, c => active_build_ids_query!(slug).load(c))?;
+    if !ids.is_empty() {
+        return Ok(Some(ids));
+    }
+    Ok(product_exists(conn, slug)?.then_some(ids))
+}
+
+/// [`active_build_ids`] on a pipelined connection.
+pub async fn active_build_ids_pipelined(live: &Live, slug: &str) -> QueryResult<Option<Vec<i64>>> {
+    let ids: Vec<i64> = pipelined!(live, active_build_ids_query!(slug), load)?;
+    if !ids.is_empty() {
+        return Ok(Some(ids));
+    }
+    Ok(product_exists_pipelined(live, slug).await?.then_some(ids))
+}
+
+macro_rules! product_id_query {
+    ($slug:expr) => {
+        products::table
+            .filter(products::slug.eq($slug))
+            .select(products::id)
+    };
+}
+
+fn product_exists(conn: &mut DbConnection, slug: &str) -> QueryResult<bool> {
+    let id: Option<i64> = with_connection!(conn, c => product_id_query!(slug).first(c).optional())?;
+    Ok(id.is_some())
+}
+
+async fn product_exists_pipelined(live: &Live, slug: &str) -> QueryResult<bool> {
+    let id: Option<i64> = pipelined!(live, product_id_query!(slug), first).optional()?;
+    Ok(id.is_some())
 }
 
 type FirstProductId<'a> = diesel::dsl::SingleValue<
@@ -189,22 +321,6 @@ fn first_product_id(slug: &str) -> FirstProductId<'_> {
         .select(products::id)
         .limit(1)
         .single_value()
-}
-
-fn existing_product_or_none(
-    conn: &mut DbConnection,
-    slug: &str,
-    ids: Vec<i64>,
-) -> QueryResult<Option<Vec<i64>>> {
-    if !ids.is_empty() {
-        return Ok(Some(ids));
-    }
-    let product: Option<i64> = with_connection!(conn, c => products::table
-        .filter(products::slug.eq(slug))
-        .select(products::id)
-        .first(c)
-        .optional())?;
-    Ok(product.map(|_| ids))
 }
 
 #[cfg(test)]
