@@ -329,6 +329,30 @@ mod tests {
     use crate::domain::{OperationKind, OperationState};
 
     #[test]
+    fn the_unfinished_moves_index_has_the_statements_condition() {
+        // A partial index serves a statement only when the planner sees that the statement's
+        // condition implies the index's: both planners compare the terms as written.
+        let condition = UNFINISHED_MOVE_SQL
+            .strip_prefix('(')
+            .and_then(|sql| sql.strip_suffix(')'))
+            .unwrap()
+            .replace("operations.", "");
+        for migration in [
+            include_str!(
+                "../../migrations/postgres/2026-12-03-000012_edition_reads_independent_of_history/up.sql"
+            ),
+            include_str!(
+                "../../migrations/sqlite/2026-12-03-000012_edition_reads_independent_of_history/up.sql"
+            ),
+        ] {
+            assert!(
+                migration.contains(&format!("WHERE {condition};")),
+                "{condition}"
+            );
+        }
+    }
+
+    #[test]
     fn the_unfinished_move_names_the_unfinished_states_and_the_moving_kinds() {
         let quoted = |names: &[&str]| {
             names
