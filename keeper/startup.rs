@@ -21,7 +21,7 @@ use crate::auth::session::SessionKeys;
 use crate::backends::{OrgBackends, OrgDefaults};
 use crate::config::{Config, HttpConfig, StorageBackend};
 use crate::db::migrations::{self, GuardOutcome};
-use crate::db::pipelined::{self, PipelinedReads};
+use crate::db::pipelined;
 use crate::db::products::count_products;
 use crate::db::settings::{
     claim_deployment_id, deployment_id, resolve_secret_key, SecretKeySource,
@@ -45,12 +45,11 @@ const ABANDONED_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(3
 pub struct Prepared {
     pub pool: DbPool,
     pub secret_key: SecretString,
-    /// How the API's hot reads reach PostgreSQL without the pool, when they can.
-    pub pipelined: Option<PipelinedReads>,
 }
 
 impl Prepared {
-    /// The HTTP application's state for these settings, serving on `bound`.
+    /// The HTTP application's state for these settings, serving on `bound` (with PostgreSQL's
+    /// pipelined reads when the database allows them: `db::pipelined::plan`).
     pub fn app_state(&self, config: &Config, bound: SocketAddr) -> AppState {
         let lifetime = i64::try_from(config.auth.token_lifetime.as_secs()).unwrap_or(i64::MAX);
         AppState::new(
@@ -59,7 +58,7 @@ impl Prepared {
             SessionKeys::new(&self.secret_key, lifetime),
         )
         .with_login(&config.auth.login)
-        .with_pipelined_reads(self.pipelined.clone())
+        .with_pipelined_reads(pipelined::plan(&self.pool, &config.database))
         .with_body_timeout(config.http.body_timeout)
         .with_retention(&config.worker.retention)
         // `cli::main` refused a malformed KEEPER_ENCRYPTION_KEYS before any command ran.
@@ -105,11 +104,9 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
             }
         }
     }
-    let pipelined = pipelined::plan(&mut conn, database);
     Ok(Prepared {
         pool: build_pool(database),
         secret_key,
-        pipelined,
     })
 }
 

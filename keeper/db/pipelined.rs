@@ -4,9 +4,12 @@
 //! in order, so neither side sleeps between two of them.
 //!
 //! On the blocking pool each read costs two thread hand-offs (to a blocking thread and back) and
-//! a sleep in the server per statement; on 2 cores that doubled keeper's CPU per request against
-//! SQLite (bench/api). Here the statement leaves from the worker's own thread and its answer
-//! wakes that thread's runtime, which drives the connection too.
+//! a sleep in the server per statement; on 2 cores that made keeper's CPU per read on PostgreSQL
+//! about 1.6 times SQLite's (bench/api). Here the statement leaves from the worker's own thread
+//! and its answer wakes that thread's runtime, which drives the connection too.
+//!
+//! A thread keeps its connection (in a thread-local map, by `PipelinedReads` instance) until the
+//! thread ends, as actix's worker threads do when the server stops.
 //!
 //! What it keeps from the pool:
 //! - a dead connection (a restart, a terminated backend) fails only the statements in flight on
@@ -32,7 +35,7 @@ use diesel_async::AsyncPgConnection;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{DatabaseConfig, DatabaseUrl};
-use crate::db::DbConnection;
+use crate::db::{DbConnection, DbPool};
 
 /// After a connection could not be opened, reads go to the pool for this long before this
 /// thread tries again.
@@ -88,16 +91,27 @@ thread_local! {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Whether reads on `conn` (a connection of `config`'s pool, just opened by libpq) can be
-/// pipelined, and how; `None`, with the reason logged, when they stay on the pool.
-pub fn plan(conn: &mut DbConnection, config: &DatabaseConfig) -> Option<PipelinedReads> {
-    let (DatabaseUrl::Postgres(url), DbConnection::Postgres(pg)) = (&config.url, conn) else {
+/// Whether the API's reads on `config`'s database can be pipelined, and how; `None`, with the
+/// reason logged, when they stay on `pool`. Asked once by the HTTP server's start-up.
+pub fn plan(pool: &DbPool, config: &DatabaseConfig) -> Option<PipelinedReads> {
+    let DatabaseUrl::Postgres(url) = &config.url else {
         return None;
     };
     if !config.pipelined_reads {
         tracing::info!("reads use the connection pool (KEEPER_DATABASE_PIPELINED_READS=false)");
         return None;
     }
+    let mut conn = match pool.get() {
+        Ok(conn) => conn,
+        Err(err) => {
+            tracing::info!(error = %err, "reads use the connection pool: no connection to \
+                check the database's with");
+            return None;
+        }
+    };
+    let DbConnection::Postgres(pg) = &mut **conn else {
+        return None;
+    };
     #[derive(diesel::QueryableByName)]
     struct Ssl {
         #[diesel(sql_type = Bool)]
