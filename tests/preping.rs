@@ -68,8 +68,8 @@ const PATHS: [&str; 6] = [
     "/builds/1",
 ];
 
-/// Warms the pool, kills its connections, then sends 24 requests (each of [`PATHS`] four
-/// times); returns the failed ones.
+/// Warms the pool, kills its connections, then sends [`failed_requests`]'s 24 requests;
+/// returns the failed ones.
 fn failures_after_terminating_connections(pre_ping: bool) -> Vec<String> {
     let db = TestDatabase::new(TestBackend::Postgres);
     let config = db.config(&[("KEEPER_DATABASE_POOL_SIZE", "2")]);
@@ -83,14 +83,18 @@ fn failures_after_terminating_connections(pre_ping: bool) -> Vec<String> {
     let server = TestServer::serve(&config, move |max| {
         keeper::api::app::app(state.clone(), max)
     });
-    let http = client();
-
     // Two connections in the pool, both idle.
     let (a, b) = (pool.get().unwrap(), pool.get().unwrap());
     drop((a, b));
     assert_eq!(pool.state().idle_connections, 2);
     assert!(terminate_backends(db.postgres_name()) >= 2);
 
+    failed_requests(&server)
+}
+
+/// Sends 24 requests (each of [`PATHS`] four times); returns the failed ones.
+fn failed_requests(server: &TestServer) -> Vec<String> {
+    let http = client();
     PATHS
         .iter()
         .cycle()
@@ -121,19 +125,7 @@ fn pipelined_reads_survive_terminated_connections_with_zero_failures() {
     let db = TestDatabase::new(TestBackend::Postgres);
     let config = db.config(&[("KEEPER_DATABASE_POOL_SIZE", "2")]);
     let server = TestServer::start(&config);
-    let http = client();
-    let failures = || -> Vec<String> {
-        PATHS
-            .iter()
-            .cycle()
-            .take(4 * PATHS.len())
-            .filter_map(|path| match http.get(server.url(path)).send() {
-                Ok(response) if !response.status().is_server_error() => None,
-                Ok(response) => Some(format!("{path}: {}", response.text().unwrap_or_default())),
-                Err(err) => Some(format!("{path}: {err}")),
-            })
-            .collect()
-    };
+    let failures = || failed_requests(&server);
     assert_eq!(failures(), Vec::<String>::new());
     // The reads opened their own connections (one per worker thread that served one).
     let pipelined = backends_named(db.postgres_name(), APPLICATION_NAME);
