@@ -88,12 +88,13 @@ impl AppState {
         self
     }
 
-    /// This state with request bodies given `timeout` to arrive.
+    /// This state reading through `reads` (PostgreSQL's pipelined connections) when given.
     pub fn with_pipelined_reads(mut self, reads: Option<PipelinedReads>) -> Self {
         self.pipelined = reads;
         self
     }
 
+    /// This state with request bodies given `timeout` to arrive.
     pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.body_timeout = timeout;
         self

@@ -126,7 +126,7 @@ pub async fn list_builds(
     let blocking_slug = slug.clone();
     let ids = run_read(
         &state,
-        move |conn| Ok(active_build_ids(conn, &blocking_slug)?),
+        move |conn| active_build_ids(conn, &blocking_slug),
         |live| {
             let slug = slug.clone();
             async move { active_build_ids_pipelined(&live, &slug).await }
@@ -149,7 +149,7 @@ pub async fn get_build(
     let id = id.into_inner();
     let found = run_read(
         &state,
-        move |conn| Ok(build_in_context(conn, id)?),
+        move |conn| build_in_context(conn, id),
         |live| async move { build_in_context_pipelined(&live, id).await },
     )
     .await?

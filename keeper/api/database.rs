@@ -69,7 +69,7 @@ pub async fn run_read<T, B, P, Fut>(
     pipelined: P,
 ) -> Result<T, ApiError>
 where
-    B: Fn(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    B: Fn(&mut DbConnection) -> QueryResult<T> + Send + 'static,
     P: Fn(Rc<Live>) -> Fut,
     Fut: Future<Output = QueryResult<T>>,
     T: Send + 'static,
@@ -79,7 +79,7 @@ where
             return Ok(done?);
         }
     }
-    run_db_read(&state.pool, blocking).await
+    run_db_read(&state.pool, move |conn| Ok(blocking(conn)?)).await
 }
 
 /// [`run_db`], with every operation `work` enqueues recorded as caused by `cause`

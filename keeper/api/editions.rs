@@ -196,7 +196,7 @@ pub async fn list(
     let blocking_slug = slug.clone();
     let ids = run_read(
         &state,
-        move |conn| Ok(live_edition_ids(conn, &blocking_slug)?),
+        move |conn| live_edition_ids(conn, &blocking_slug),
         |live| {
             let slug = slug.clone();
             async move { live_edition_ids_pipelined(&live, &slug).await }
@@ -219,7 +219,7 @@ pub async fn get(
     let id = id.into_inner();
     let found = run_read(
         &state,
-        move |conn| Ok(edition_in_context(conn, id)?),
+        move |conn| edition_in_context(conn, id),
         |live| async move { edition_in_context_pipelined(&live, id).await },
     )
     .await?;

@@ -109,11 +109,9 @@ pub fn collection_urls(state: &AppState, collection: &str, ids: &[i64]) -> Vec<S
 pub async fn list_products(
     state: web::Data<AppState>,
 ) -> ApiResult<web::Json<ProductListResponse>> {
-    let slugs = run_read(
-        &state,
-        |conn| Ok(product_slugs(conn)?),
-        |live| async move { product_slugs_pipelined(&live).await },
-    )
+    let slugs = run_read(&state, product_slugs, |live| async move {
+        product_slugs_pipelined(&live).await
+    })
     .await?;
     Ok(web::Json(ProductListResponse {
         products: slugs
@@ -135,7 +133,7 @@ pub async fn get_product(
     let blocking_slug = slug.clone();
     let found = run_read(
         &state,
-        move |conn| Ok(product_with_organization(conn, &blocking_slug)?),
+        move |conn| product_with_organization(conn, &blocking_slug),
         |live| {
             let slug = slug.clone();
             async move { product_with_organization_pipelined(&live, &slug).await }
